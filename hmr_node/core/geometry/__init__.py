@@ -1,0 +1,1 @@
+"""Rotations, camera models and the fixed frame transforms of hmr_node."""

@@ -1,0 +1,1 @@
+"""Inference backends (torch / ONNX Runtime / TensorRT) behind one small runner interface."""

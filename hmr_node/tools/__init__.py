@@ -1,0 +1,1 @@
+"""The ``hmr`` command line: scenarios, replay, benchmarks, training and export (no rclpy)."""
