@@ -1,0 +1,1 @@
+"""Learned priors over SMPL parameters (pose GMM)."""
