@@ -1,0 +1,1 @@
+"""SMPLify-style fitting (the optimisation baseline of ScoreHMR)."""
