@@ -21,6 +21,7 @@ Typical use (the ScoreHMR loop in :mod:`hmr_node.core.scorehmr.refiner`)::
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -29,6 +30,10 @@ import torch
 from hmr_node.core.diffusion.schedule import cosine_alpha_bar
 
 __all__ = ["DdimConfig", "DdimScheduler", "DdimStepOutput"]
+
+
+def _sqrt(a):
+    return math.sqrt(a) if isinstance(a, float) else a.sqrt()
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class DdimScheduler:
         self.config = config
         self.num_train_timesteps = config.num_train_timesteps
         self.alpha_bar = cosine_alpha_bar(config.num_train_timesteps, config.cosine_s, config.max_beta)  # (T+1,) f64
+        self._alpha_bar_list = self.alpha_bar.tolist()
         self.timesteps: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ timesteps
@@ -102,6 +108,13 @@ class DdimScheduler:
             a = a.reshape(-1, *([1] * (like.dim() - 1)))
         return a
 
+    def alpha_bar_of(self, t, like: torch.Tensor):
+        """alpha_bar[t]: a Python float for a Python int t (the loop's cheap path), else as
+        :meth:`alpha_bar_at`."""
+        if isinstance(t, int) and 0 <= t <= self.num_train_timesteps:
+            return self._alpha_bar_list[t]
+        return self.alpha_bar_at(t, like)
+
     # ------------------------------------------------------------------ the DDIM maps
     def pred_x0(self, eps: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
         """Eq. 4 / 9: x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t).
@@ -111,8 +124,8 @@ class DdimScheduler:
         x_t: (B, D) latent at t
         returns: (B, D)
         """
-        a = self.alpha_bar_at(t, x_t)
-        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+        a = self.alpha_bar_of(t, x_t)
+        return (x_t - _sqrt(1 - a) * eps) / _sqrt(a)
 
     def step(self, eps: torch.Tensor, t, t_prev, x_t: torch.Tensor) -> DdimStepOutput:
         """One deterministic sampling step t -> t_prev < t (Eq. 3 with sigma_t = 0; Eq. 9).
@@ -123,8 +136,8 @@ class DdimScheduler:
         returns: DdimStepOutput(prev_sample (B, D), pred_x0 (B, D))
         """
         x0 = self.pred_x0(eps, t, x_t)
-        a_prev = self.alpha_bar_at(t_prev, x_t)
-        return DdimStepOutput(a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, x0)
+        a_prev = self.alpha_bar_of(t_prev, x_t)
+        return DdimStepOutput(_sqrt(a_prev) * x0 + _sqrt(1 - a_prev) * eps, x0)
 
     def inversion_step(self, eps: torch.Tensor, t, t_next, x_t: torch.Tensor) -> torch.Tensor:
         """One deterministic inversion step t -> t_next > t (Eq. 7).
@@ -135,8 +148,8 @@ class DdimScheduler:
         returns: (B, D) x_{t_next}
         """
         x0 = self.pred_x0(eps, t, x_t)
-        a_next = self.alpha_bar_at(t_next, x_t)
-        return a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+        a_next = self.alpha_bar_of(t_next, x_t)
+        return _sqrt(a_next) * x0 + _sqrt(1 - a_next) * eps
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
         """Sample q(x_t | x_0): sqrt(a_t) x0 + sqrt(1 - a_t) noise.
@@ -146,5 +159,5 @@ class DdimScheduler:
         t: timestep(s), see class doc
         returns: (B, D)
         """
-        a = self.alpha_bar_at(t, x0)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+        a = self.alpha_bar_of(t, x0)
+        return _sqrt(a) * x0 + _sqrt(1 - a) * noise

@@ -49,10 +49,17 @@ def gmof(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
 class ShapedKeypoints:
     """COCO-17 keypoints of B fixed bodies as a function of pose only (the fast guidance path).
 
-    The betas-dependent parts of :meth:`BodyModel.keypoints` (rest joints, shaped support
-    vertices) are computed once; :meth:`__call__` then adds pose correctives, runs forward
-    kinematics and skins only the keypoint support. Equal to ``body_model.keypoints(betas,
-    R[:, 0], R[:, 1:], transl)``.
+    Equal to ``body_model.keypoints(betas, R[:, 0], R[:, 1:], transl)`` but organised for a
+    cheap forward + backward pass (the guidance gradient is taken through it at every step):
+
+    * everything that depends on betas only is computed once: rest joints, the bone offsets,
+      and the shaped keypoint support vertices;
+    * linear blend skinning followed by the keypoint regressor is linear in the joints' affine
+      transforms ``A_j``, so ``kp_k = sum_j A_j q_kj`` with homogeneous points
+      ``q_kj = sum_n kw_kn w_nj [v_n; 1]`` (kw: keypoint regressor, w: skinning weights, v_n the
+      shaped and pose-corrected support vertex); ``q`` is its shape part plus a term linear in
+      the pose correctives;
+    * forward kinematics runs as one 4x4 matmul per tree level on homogeneous transforms.
 
     body_model: the BodyModel
     betas: (B, S) shape coefficients, held fixed
@@ -64,20 +71,36 @@ class ShapedKeypoints:
         if betas.dim() != 2 or betas.shape[1] > body_model.num_betas:
             raise ValueError(f"betas: expected (B, <= {body_model.num_betas}), got {tuple(betas.shape)}")
         self.body = body_model
-        b = betas.to(body_model.J_template.dtype)
+        dt = body_model.J_template.dtype
+        b = betas.to(dt)
         b = torch.cat((b, b.new_zeros(b.shape[0], body_model.num_betas - b.shape[1])), dim=1)
-        self.rest_joints = kin.blend_shapes(b, body_model.J_template, body_model.J_shapedirs)  # (B, 24, 3)
-        self.rest_points = kin.blend_shapes(b, body_model.kp_template, body_model.kp_shapedirs)  # (B, S, 3)
+        B = b.shape[0]
+        J = kin.blend_shapes(b, body_model.J_template, body_model.J_shapedirs)  # (B, 24, 3) rest joints
+        parents = body_model.parents
+        par = torch.tensor([max(p, 0) for p in parents])
+        rel = J - J[:, par]
+        rel[:, 0] = J[:, 0]  # the root rotates about its rest position, which stays in place
+        self.rel = rel  # (B, 24, 3) bone offsets (root: its position)
+        # M_kjn = kw_kn w_nj: keypoint k's weight on support vertex n through joint j
+        self._M = torch.einsum("kn,nj->kjn", body_model.kp_weights, body_model.kp_skin_weights)  # (17, 24, S)
+        rest_pts = kin.blend_shapes(b, body_model.kp_template, body_model.kp_shapedirs)  # (B, S, 3)
+        # k: keypoint, j: joint, n: support vertex, c: xyz
+        self.q_rest = torch.einsum("kjn,bnc->bkjc", self._M, rest_pts)  # (B, 17, 24, 3)
+        self.q_one = self._M.sum(-1).expand(B, -1, -1)  # (B, 17, 24) homogeneous part
+        # A_j = G_j [[I, -J_j], [0, 1]]: skinning transforms from the global ones
+        unshift = torch.eye(4, dtype=dt).repeat(B, 24, 1, 1)
+        unshift[..., :3, 3] = -J
+        self.unshift = unshift  # (B, 24, 4, 4)
+        self._levels = _level_plan(parents)
 
     def __len__(self) -> int:
-        return self.rest_joints.shape[0]
+        return self.rel.shape[0]
 
     def index(self, idx: torch.Tensor) -> "ShapedKeypoints":
         """A view on the samples ``idx`` (LongTensor) - used when converged samples drop out."""
         out = object.__new__(ShapedKeypoints)
-        out.body = self.body
-        out.rest_joints = self.rest_joints[idx]
-        out.rest_points = self.rest_points[idx]
+        out.body, out._M, out._levels = self.body, self._M, self._levels
+        out.rel, out.q_rest, out.q_one, out.unshift = self.rel[idx], self.q_rest[idx], self.q_one[idx], self.unshift[idx]
         return out
 
     def __call__(self, rotmats: torch.Tensor, transl: torch.Tensor | None = None) -> torch.Tensor:
@@ -85,19 +108,45 @@ class ShapedKeypoints:
         transl: (B, 3) metres or None
         returns: (B, 17, 3) COCO-17 keypoints
         """
-        body = self.body
         B = rotmats.shape[0]
-        rotmats = rotmats.to(self.rest_joints.dtype)
-        pts = self.rest_points + (kin.pose_feature(rotmats) @ body.kp_posedirs).reshape(B, -1, 3)
-        G_rot, G_pos = kin.forward_kinematics(rotmats, self.rest_joints, body.parents, body.levels)
-        pts = kin.skin_points(pts, body.kp_skin_weights, G_rot, G_pos, self.rest_joints)
-        # k: keypoint, s: support vertex
-        kp = torch.einsum("ks,bsc->bkc", body.kp_weights, pts)
+        rotmats = rotmats.to(self.rel.dtype)
+        # pose correctives of the support vertices, pushed through M: (B, 17, 24, 3)
+        dv = (kin.pose_feature(rotmats) @ self.body.kp_posedirs).reshape(B, -1, 3)
+        q = self.q_rest + torch.einsum("kjn,bnc->bkjc", self._M, dv)
+        # local homogeneous transforms [R_j | rel_j; 0 0 0 1]
+        bottom = rotmats.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, 24, 1, 4)
+        local = torch.cat((torch.cat((rotmats, self.rel[..., None]), dim=-1), bottom), dim=-2)  # (B, 24, 4, 4)
+        # forward kinematics, one tree level at a time (parents are all on the previous level)
+        order, levels, parent_pos, inverse = self._levels
+        G = [local[:, levels[0]]]
+        for idx, ppos in zip(levels[1:], parent_pos):
+            G.append(G[-1][:, ppos] @ local[:, idx])
+        A = (torch.cat(G, dim=1)[:, inverse] @ self.unshift)[:, :, :3]  # (B, 24, 3, 4) joint order
+        # kp_k = sum_j A_j [q_kj; q1_kj]; b: batch, k: keypoint, j: joint, r: row, c: column
+        kp = torch.einsum("bjrc,bkjc->bkr", A[..., :3], q) + torch.einsum("bjr,bkj->bkr", A[..., 3], self.q_one)
         return kp if transl is None else kp + transl[:, None]
 
     def from_pose6d(self, pose6d: torch.Tensor, transl: torch.Tensor | None = None) -> torch.Tensor:
         """pose6d: (B, 144) -> (B, 17, 3) keypoints (see :meth:`__call__`)."""
         return self(rot6d_to_matrix(pose6d.reshape(-1, 24, 6)), transl)
+
+
+def _level_plan(parents: tuple[int, ...]):
+    """Index tensors for level-by-level forward kinematics.
+
+    returns: (order, levels, parent_pos, inverse): levels[l] = joint ids at depth l;
+        parent_pos[l - 1][i] = position of the parent of levels[l][i] within levels[l - 1];
+        inverse maps the concatenated level order back to joint order
+    """
+    levels = kin.kinematic_levels(parents)
+    pos = {}
+    for lvl in levels:
+        for i, j in enumerate(lvl):
+            pos[j] = i
+    parent_pos = [torch.tensor([pos[parents[j]] for j in lvl]) for lvl in levels[1:]]
+    order = [j for lvl in levels for j in lvl]
+    inverse = torch.argsort(torch.tensor(order))
+    return order, [torch.tensor(lvl) for lvl in levels], parent_pos, inverse
 
 
 def keypoint_loss(keypoints3d: torch.Tensor, uv: torch.Tensor, conf: torch.Tensor, K: torch.Tensor,

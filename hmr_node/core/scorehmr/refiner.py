@@ -538,8 +538,8 @@ class ScoreHmrRefiner:
                 x0_hat = self.scheduler.pred_x0(eps, t, x_t)  # Eq. 9; eps carries no graph
                 loss, pts = state.loss_sub(x0_hat, gamma, sub, return_points=True)
                 grad = torch.autograd.grad(loss.sum(), x_t)[0]
-                a_t = self.scheduler.alpha_bar_at(t, x_t)
-                eps_guided = eps + (1 - a_t).sqrt() * grad  # Eq. 10 (the rho are inside loss)
+                a_t = self.scheduler.alpha_bar_of(t, x_t)
+                eps_guided = eps + (1 - a_t) ** 0.5 * grad  # Eq. 10 (the rho are inside loss)
                 if use_kp and cfg.camera_iterations_per_step:
                     gamma = gauss_newton_translation(pts, gamma, sub.uv, sub.conf, sub.K, cfg.gmof_sigma,
                                                      iterations=cfg.camera_iterations_per_step)
