@@ -271,19 +271,22 @@ def predict_observation(model: KeypointRegressor, obs: KeypointObservation) -> R
 
 
 # ---------------------------------------------------------------------- checkpoints
-def save_regressor(path: str | os.PathLike, model: KeypointRegressor, metadata: dict | None = None) -> Path:
+def save_regressor(path: str | os.PathLike, model: KeypointRegressor, metadata: dict | None = None,
+                   half: bool = False) -> Path:
     """Write a checkpoint: ``{'format', 'config', 'state_dict', 'metadata'}`` (torch.save).
 
     path: output .pt file (parent directories are created)
     model: the regressor
     metadata: JSON-like dict (training data, steps, metrics, command)
+    half: store the weights as float16 (half the file; :func:`load_regressor` casts back to float32)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": asdict(model.config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().to(torch.float16 if half else v.dtype).clone()
+                       for k, v in model.state_dict().items()},
         "metadata": dict(metadata or {}),
     }
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -179,8 +179,11 @@ class PoseBank:
 
 
 def is_validation_clip(name: str, fraction: float = 0.12) -> bool:
-    """Deterministic hold-out by clip name (within the training split): sha1(name) < fraction."""
-    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    """Deterministic hold-out by clip name (within the training split): sha1(name) < fraction.
+
+    Only the part before '#' is hashed, so variants ``<name>#<tag>`` of one clip stay together.
+    """
+    digest = hashlib.sha1(name.split("#")[0].encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
 
 

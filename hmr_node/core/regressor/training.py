@@ -184,14 +184,42 @@ def evaluate_regressor(model: KeypointRegressor, body: BodyModel, batches: list[
     return {k: v / n_total for k, v in sums.items()}
 
 
-def load_training_clips(fps: float) -> list[MotionClip]:
-    """All clips of the 'train' split from the motion registry (CMU train + procedural)."""
+def load_training_clips(fps: float, procedural_seeds: int = 3, progress: bool = False) -> list[MotionClip]:
+    """All clips of the 'train' split from the motion registry (CMU train + procedural).
+
+    fps: rate to load at
+    procedural_seeds: variants of each ``synthetic/<kind>`` (seeds 0..n-1), named
+        ``synthetic/<kind>#seed<s>`` (the validation split hashes the part before '#', so all
+        variants of a kind fall on the same side)
+    progress: tqdm bar (the first load retargets CMU clips, ~2 s each; later loads hit the cache)
+    """
+    import dataclasses
+
+    from tqdm import tqdm
+
     from hmr_node.core.data.registry import list_motions, load_motion  # the registry reads files; import late
 
     names = list_motions("train")
     if not names:
         raise ValueError("list_motions('train') returned no clips")
-    return [load_motion(name, fps=fps) for name in names]
+    clips = []
+    for name in tqdm(names, desc="load clips", disable=not progress):
+        if name.startswith("synthetic/"):
+            for seed in range(max(1, procedural_seeds)):
+                clip = load_motion(name, fps=fps, seed=seed)
+                clips.append(dataclasses.replace(clip, name=f"{name}#seed{seed}"))
+        else:
+            clips.append(load_motion(name, fps=fps))
+    return clips
+
+
+def validation_batches(config: RegressorTrainingConfig, body: BodyModel, val_clips: list[MotionClip], seed: int
+                       ) -> list[SyntheticBatch]:
+    """The fixed validation set of a training run: ``config.val_samples`` samples of the
+    held-out clips, drawn with seed ``seed + 1000003`` (reproducible after training)."""
+    bank = PoseBank.from_clips(val_clips, config.frame_step, mirror=False)
+    sampler = SyntheticSampler(body, bank, config.samples, seed=seed + 1_000_003)
+    return [sampler.sample(min(512, config.val_samples - i)) for i in range(0, config.val_samples, 512)]
 
 
 def train_regressor(config: RegressorTrainingConfig, steps: int, batch: int, seed: int, out_dir,
@@ -231,18 +259,16 @@ def train_regressor(config: RegressorTrainingConfig, steps: int, batch: int, see
         raise ValueError(f"clips: need clips on both sides of the validation split, got {len(fit_clips)} fit and "
                          f"{len(val_clips)} validation clips of {len(clips)}")
     fit_bank = PoseBank.from_clips(fit_clips, config.frame_step, config.mirror)
-    val_bank = PoseBank.from_clips(val_clips, config.frame_step, mirror=False)
+    val_batches = validation_batches(config, body, val_clips, seed)
+    val_frames = PoseBank.from_clips(val_clips, config.frame_step).num_frames
 
     torch.manual_seed(seed)
     model = KeypointRegressor(config.model)
     sampler = SyntheticSampler(body, fit_bank, config.samples, seed=seed)
-    val_sampler = SyntheticSampler(body, val_bank, config.samples, seed=seed + 1_000_003)
-    val_batches = [val_sampler.sample(min(512, config.val_samples - i))
-                   for i in range(0, config.val_samples, 512)]
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = {"step": [], "loss": [], "parts": {}, "val_step": [], "val": [], "lr": [],
                "fit_clips": [c.name for c in fit_clips], "val_clips": [c.name for c in val_clips],
-               "fit_frames": fit_bank.num_frames, "val_frames": val_bank.num_frames}
+               "fit_frames": fit_bank.num_frames, "val_frames": val_frames}
     meta = {"seed": seed, "steps": steps, "batch": batch, "training_config": _jsonable(asdict(config))}
     t0 = time.perf_counter()
     bar = tqdm(range(steps), desc="train regressor", disable=not progress, mininterval=2.0)
@@ -292,4 +318,4 @@ def _jsonable(x):
 
 
 __all__ = ["RegressorTrainingConfig", "train_regressor", "regressor_losses", "evaluate_regressor", "lr_at",
-           "load_training_clips"]
+           "load_training_clips", "validation_batches"]
