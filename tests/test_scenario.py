@@ -48,7 +48,7 @@ def walking_clip(name: str = "test/walk", fps: float = FPS, seconds: float = 8.0
 KNOWN = {"test/walk": 8.0, "test/short_walk": 3.0}
 
 
-def load_motion(name: str, fps: float) -> MotionClip:
+def load_motion(name: str, fps: float, seed: int = 0) -> MotionClip:
     if name not in KNOWN:
         raise KeyError(f"no motion named {name!r}")
     return walking_clip(name, fps, KNOWN[name])

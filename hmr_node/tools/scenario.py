@@ -120,20 +120,24 @@ def _registry():
 
 
 def resolve_motions(config: ScenarioConfig,
-                    load_motion: Callable[[str, float], MotionClip] | None = None,
+                    load_motion: Callable[..., MotionClip] | None = None,
                     list_motions: Callable[[str], list[str]] | None = None) -> list[MotionClip]:
     """One motion clip per person, at ``config.fps``.
 
     config: the scenario; ``config.motion`` names the clips (person p plays motion[p % len]);
         when empty, ``config.people`` names are drawn (without replacement when possible) from
         ``list_motions(config.split)`` with a stream of ``config.seed``.
-    load_motion: ``(name, fps) -> MotionClip``; default: the motion registry's ``load_motion``.
+    load_motion: ``(name, fps, seed=...) -> MotionClip``; the seed (``config.seed * 1000 + p``)
+        varies synthetic motions per person. Default: the motion registry's ``load_motion``
+        for the body ``config.body_model``.
     list_motions: ``(split) -> names``; default: the motion registry's ``list_motions``.
     Raises ValueError naming an unknown motion.
     """
     if load_motion is None or list_motions is None:
         reg = _registry()
-        load_motion = load_motion or reg.load_motion
+        if load_motion is None:
+            def load_motion(name, fps, seed=0):
+                return reg.load_motion(name, fps, seed=seed, body_path=config.body_model)
         list_motions = list_motions or reg.list_motions
     if config.people == 0:
         return []
@@ -146,17 +150,17 @@ def resolve_motions(config: ScenarioConfig,
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x6D6F74]))
         replace = len(available) < config.people
         names = [available[i] for i in rng.choice(len(available), config.people, replace=replace)]
-    clips: dict[str, MotionClip] = {}
-    for name in dict.fromkeys(names):
+    clips = []
+    for p, name in enumerate(names):
         try:
-            clip = load_motion(name, float(config.fps))
-        except (KeyError, ValueError, FileNotFoundError, LookupError) as exc:
-            raise ValueError(f"motion: unknown or unreadable motion {name!r} ({exc})") from None
+            clip = load_motion(name, float(config.fps), seed=config.seed * 1000 + p)
+        except (KeyError, ValueError, LookupError) as exc:
+            raise ValueError(f"motion: cannot use {name!r}: {exc}") from None
         if not isinstance(clip, MotionClip):
             raise TypeError(f"motion: loader returned {type(clip).__name__} for {name!r}, "
                             "expected a MotionClip")
-        clips[name] = clip
-    return [clips[n] for n in names]
+        clips.append(clip)
+    return clips
 
 
 # ---------------------------------------------------------------------- messages
@@ -367,7 +371,7 @@ def _dir_bytes(path: Path) -> int:
 # ---------------------------------------------------------------------- entry point
 def make_scenario(config: ScenarioConfig, out: str | os.PathLike, *,
                   body: BodyModel | None = None,
-                  load_motion: Callable[[str, float], MotionClip] | None = None,
+                  load_motion: Callable[..., MotionClip] | None = None,
                   list_motions: Callable[[str], list[str]] | None = None,
                   progress: bool = True) -> ScenarioSummary:
     """Simulate a scenario and write it as a rosbag2 directory at ``out``.
@@ -375,7 +379,8 @@ def make_scenario(config: ScenarioConfig, out: str | os.PathLike, *,
     config: the scenario (storage, seed, noise multipliers, ...).
     out: bag directory to create; must not exist (its parent must).
     body: body model to use instead of loading ``config.body_model`` (tests).
-    load_motion, list_motions: motion sources (default: the motion registry).
+    load_motion, list_motions: motion sources (default: the motion registry), see
+        :func:`resolve_motions`.
     progress: show a tqdm progress bar on stderr.
     Raises FileExistsError / FileNotFoundError / ValueError naming the problem, before anything
     is written; a failure while writing removes the partial output.

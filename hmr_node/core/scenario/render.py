@@ -169,42 +169,45 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, width: int
     if f_idx.size == 0:
         e = np.zeros(0, np.int64)
         return Fragments(e, e, np.zeros((0, 3)), np.zeros(0))
+    # Barycentrics and 1/z are affine in screen space: l_i(u, v) = A_i u + B_i v + C_i with
+    # l0 = ((c - b) x (p - b)) / area, l1 = ((a - c) x (p - c)) / area (edge functions).
+    t = t.astype(np.float64)
+    a, b, c = t[:, 0], t[:, 1], t[:, 2]
+    area = face_area[f_idx].astype(np.float64)
+    A0, B0 = -(c[:, 1] - b[:, 1]) / area, (c[:, 0] - b[:, 0]) / area
+    C0 = -(A0 * b[:, 0] + B0 * b[:, 1])
+    A1, B1 = -(a[:, 1] - c[:, 1]) / area, (a[:, 0] - c[:, 0]) / area
+    C1 = -(A1 * c[:, 0] + B1 * c[:, 1])
+    iz = 1.0 / z[faces[f_idx]].astype(np.float64)                      # (F', 3)
+    Az = A0 * (iz[:, 0] - iz[:, 2]) + A1 * (iz[:, 1] - iz[:, 2])
+    Bz = B0 * (iz[:, 0] - iz[:, 2]) + B1 * (iz[:, 1] - iz[:, 2])
+    Cz = C0 * (iz[:, 0] - iz[:, 2]) + C1 * (iz[:, 1] - iz[:, 2]) + iz[:, 2]
     # enumerate each triangle's bounding-box pixels
-    owner = np.repeat(np.arange(f_idx.size), count)
-    local = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
-    px = x0[owner] + local % bw[owner]
-    py = y0[owner] + local // bw[owner]
-    a, b, c = t[owner, 0], t[owner, 1], t[owner, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    # edge functions: w_i is the signed area opposite vertex i
-    w0 = (c[:, 0] - b[:, 0]) * (py - b[:, 1]) - (c[:, 1] - b[:, 1]) * (px - b[:, 0])
-    w1 = (a[:, 0] - c[:, 0]) * (py - c[:, 1]) - (a[:, 1] - c[:, 1]) * (px - c[:, 0])
-    ok = np.abs(area) > 1e-12
-    with np.errstate(divide="ignore", invalid="ignore"):
-        l0 = w0 / area
-        l1 = w1 / area
-    l2 = 1.0 - l0 - l1
-    inside = ok & (l0 >= 0) & (l1 >= 0) & (l2 >= 0)
-    owner, px, py = owner[inside], px[inside], py[inside]
-    lam = np.stack([l0[inside], l1[inside], l2[inside]], -1)
-    face = f_idx[owner]
-    inv_z = 1.0 / z[faces[face]]                                       # (M, 3)
-    inv_depth = np.sum(lam * inv_z, -1)
+    owner = np.repeat(np.arange(f_idx.size, dtype=np.int32), count)
+    local = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    w_o = bw[owner]
+    px = x0[owner] + local % w_o
+    py = y0[owner] + local // w_o
+    l0 = A0[owner] * px + B0[owner] * py + C0[owner]
+    l1 = A1[owner] * px + B1[owner] * py + C1[owner]
+    inside = (l0 >= 0) & (l1 >= 0) & (l0 + l1 <= 1)
+    owner, px, py, l0, l1 = owner[inside], px[inside], py[inside], l0[inside], l1[inside]
+    inv_depth = Az[owner] * px + Bz[owner] * py + Cz[owner]
     pixel = py * width + px
     # z-buffer: the nearest fragment (largest 1/z) wins
     best = np.full(width * height, -np.inf)
     np.maximum.at(best, pixel, inv_depth)
     win = inv_depth >= best[pixel]
-    pixel, face, lam, inv_z, inv_depth = pixel[win], face[win], lam[win], inv_z[win], inv_depth[win]
+    pixel, owner, l0, l1, inv_depth = pixel[win], owner[win], l0[win], l1[win], inv_depth[win]
     # ties (shared edges at equal depth): one fragment per pixel, the last one written
     slot = np.empty(width * height, np.int64)
     order = np.arange(pixel.size)
     slot[pixel] = order
     one = slot[pixel] == order
-    pixel, face, lam, inv_z, inv_depth = (pixel[one], face[one], lam[one], inv_z[one],
-                                          inv_depth[one])
-    weights = lam * inv_z / inv_depth[:, None]
-    return Fragments(pixel, face, weights, 1.0 / inv_depth)
+    pixel, owner, l0, l1, inv_depth = pixel[one], owner[one], l0[one], l1[one], inv_depth[one]
+    lam = np.stack([l0, l1, 1.0 - l0 - l1], -1)
+    weights = lam * iz[owner] / inv_depth[:, None]                     # perspective-correct
+    return Fragments(pixel, f_idx[owner], weights, 1.0 / inv_depth)
 
 
 class BackgroundRenderer:
