@@ -301,6 +301,9 @@ def format_bvh(skeleton: BvhSkeleton, local_rotations: np.ndarray, translations:
                frame_time: float, precision: int = 6) -> str:
     """BVH text for a motion on ``skeleton`` (inverse of :func:`parse_bvh`).
 
+    Joints are written depth first (children in index order), so parsing the text returns
+    them in that order, which differs from ``skeleton``'s when it is not depth first (SMPL's).
+
     skeleton: hierarchy; its channel lists fix what is written (any Euler order)
     local_rotations: (T, J, 3, 3) parent-relative rotations
     translations: (T, J, 3) local translations (written for joints with position channels)
@@ -312,8 +315,10 @@ def format_bvh(skeleton: BvhSkeleton, local_rotations: np.ndarray, translations:
         raise ValueError(f"local_rotations/translations: expected (T, {skeleton.num_joints}, 3, 3)/(T, J, 3), "
                          f"got {local_rotations.shape}/{translations.shape}")
     out = ["HIERARCHY"]
+    order: list[int] = []  # joints in the order the hierarchy is written (depth first)
 
     def block(j: int, depth: int) -> None:
+        order.append(j)
         ind = "\t" * depth
         name = skeleton.names[j]
         par = skeleton.parents[j]
@@ -331,10 +336,13 @@ def format_bvh(skeleton: BvhSkeleton, local_rotations: np.ndarray, translations:
 
     block(0, 0)
     out += ["MOTION", f"Frames: {T}", f"Frame Time: {frame_time:.7f}"]
+    if sorted(order) != list(range(J)):
+        raise ValueError(f"skeleton: parents {skeleton.parents} do not form one tree rooted at joint 0")
     cols = []
-    for j, chans in enumerate(skeleton.channels):
-        order = "".join(_AXES[c] for c in chans if c in _AXES)
-        ang = Rotation.from_matrix(local_rotations[:, j]).as_euler(order, degrees=True) if order else None
+    for j in order:  # motion columns follow the written hierarchy
+        chans = skeleton.channels[j]
+        seq = "".join(_AXES[c] for c in chans if c in _AXES)
+        ang = Rotation.from_matrix(local_rotations[:, j]).as_euler(seq, degrees=True) if seq else None
         k_rot = 0
         for c in chans:
             if c in _POS:
@@ -351,3 +359,34 @@ def write_bvh(path: str | os.PathLike, skeleton: BvhSkeleton, local_rotations: n
               translations: np.ndarray, frame_time: float, precision: int = 6) -> None:
     """Write :func:`format_bvh` output to ``path``."""
     Path(path).write_text(format_bvh(skeleton, local_rotations, translations, frame_time, precision))
+
+
+def _angle_between(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Rotation angle (deg) of A^T B for (..., 3, 3) stacks."""
+    c = (np.trace(np.swapaxes(A, -1, -2) @ B, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+
+
+def despike_rotations(local_rotations: np.ndarray, threshold_deg: float = 20.0, neighbour_deg: float = 10.0
+                      ) -> tuple[np.ndarray, int]:
+    """Replace one-frame spikes (as in some CMU BVH toe/finger channels) by the neighbours' midpoint.
+
+    A frame t of joint j is a spike when it is more than ``threshold_deg`` from both neighbours
+    while the neighbours are within ``neighbour_deg`` of each other. Euler flips are not spikes:
+    rotations are compared as matrices, where a flip near 90 degrees is continuous.
+
+    local_rotations: (T, J, 3, 3)
+    returns: (despiked copy, number of replaced joint-frames)
+    """
+    R = np.array(local_rotations, dtype=np.float64, copy=True)
+    if R.shape[0] < 3:
+        return R, 0
+    prev, cur, nxt = R[:-2], R[1:-1], R[2:]
+    spike = ((np.minimum(_angle_between(cur, prev), _angle_between(cur, nxt)) > threshold_deg)
+             & (_angle_between(prev, nxt) < neighbour_deg))
+    t, j = np.nonzero(spike)
+    if t.size:
+        mid = Rotation.from_matrix(prev[t, j]) * Rotation.from_rotvec(
+            0.5 * (Rotation.from_matrix(prev[t, j]).inv() * Rotation.from_matrix(nxt[t, j])).as_rotvec())
+        R[t + 1, j] = mid.as_matrix()
+    return R, int(t.size)

@@ -143,6 +143,29 @@ def read_cmu_clip(path: str | os.PathLike, skeleton: CmuSkeleton) -> CmuClip:
     return CmuClip(p.stem, data[:, :3], data[:, 3:].reshape(-1, skeleton.num_joints, 3), skeleton.frame_rate_hz)
 
 
+def leading_rest_frames(clip: CmuClip, jump_rad: float = 0.5) -> int:
+    """How many leading frames are the conversion's fixed start pose rather than motion.
+
+    Every clip of this dataset starts with the same fixed pose (identical joint maps in all
+    clips), followed by a jump of more than a radian into the captured motion. The leading
+    run of frames equal to frame 0 is that pose when the next frame jumps by more than
+    ``jump_rad`` (max over joints, root excluded); otherwise 0.
+    """
+    e = clip.expmaps[:, 1:]
+    n = 1
+    while n < e.shape[0] and np.abs(e[n] - e[0]).max() < 1e-9:
+        n += 1
+    if n >= e.shape[0]:
+        return 0
+    return n if np.abs(e[n] - e[n - 1]).max() > jump_rad else 0
+
+
+def trim_rest_frames(clip: CmuClip) -> CmuClip:
+    """The clip without its leading start-pose frames (:func:`leading_rest_frames`)."""
+    n = leading_rest_frames(clip)
+    return CmuClip(clip.name, clip.root_position[n:], clip.expmaps[n:], clip.fps) if n else clip
+
+
 def local_rotations(expmaps: np.ndarray) -> np.ndarray:
     """Column-convention parent-relative rotations of a clip.
 

@@ -1,9 +1,9 @@
 """Resampling motion to another frame rate: rotations by slerp, positions linearly.
 
 Both take the source rate and the target rate; the output frames are at times
-``k / fps_out`` for every ``k`` with ``k / fps_out <= (T - 1) / fps_in`` (the clip is never
-extrapolated), so a clip keeps its start time and loses at most one target frame period at
-the end.
+``k / fps_out`` for every ``k`` with ``k / fps_out <= (T - 1) / fps_in`` (up to a relative
+1e-5, for rounded frame times; the clip is never extrapolated), so a clip keeps its start
+time and loses at most one target frame period at the end.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def resample_times(num_frames: int, fps_in: float, fps_out: float) -> np.ndarray
     if not fps_in > 0 or not fps_out > 0:
         raise ValueError(f"fps_in/fps_out: must be > 0, got {fps_in}/{fps_out}")
     duration = (num_frames - 1) / fps_in
-    count = int(np.floor(duration * fps_out + 1e-9)) + 1
+    # relative slack: file frame times are rounded (BVH '0.0333333' is 30.00003 Hz)
+    count = int(np.floor(duration * fps_out * (1.0 + 1e-5) + 1e-9)) + 1
     return np.minimum(np.arange(count) * (fps_in / fps_out), num_frames - 1)
 
 
