@@ -250,3 +250,34 @@ def test_people_walk_across_a_static_camera_within_the_distance_band():
 def test_scenario_config_names_the_bad_field(kw, field):
     with pytest.raises(ValueError, match=field):
         ScenarioConfig(**kw)
+
+
+def test_looping_a_short_walk_continues_it_without_jumps():
+    from hmr_node.core.data.motion import MotionClip
+    from hmr_node.core.scenario.looping import heading_angle, loop_clip
+    from hmr_node.core.geometry.rotations import axis_angle_to_matrix
+    import torch
+
+    fps, T = 15.0, 40
+    t = np.arange(T) / fps
+    w = 0.3                                               # walking on a circle (rad/s)
+    ph = 2 * np.pi * 0.9 * t
+    pose = np.zeros((T, 23, 3))
+    pose[:, 0, 0], pose[:, 1, 0] = -0.45 * np.sin(ph), 0.45 * np.sin(ph)
+    yaw = w * t
+    go = np.stack([np.zeros(T), yaw, np.zeros(T)], -1)    # rotation about SMPL's y
+    r = 1.2 / w
+    pelvis_rest = np.array([0.0, 0.1, 0.05])
+    pelvis = np.stack([r * (1 - np.cos(yaw)), 0.95 + 0 * t, r * np.sin(yaw)], -1)
+    clip = MotionClip("test/circle", fps, go, pose, pelvis - pelvis_rest)
+    looped, i, j = loop_clip(clip, 200, pelvis_rest)
+    assert looped.num_frames == 200 and (j - i) >= 0.8 * fps
+    np.testing.assert_allclose(looped.body_pose[:j], pose[:j], atol=1e-9)
+    p = looped.transl + pelvis_rest
+    step = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    np.testing.assert_allclose(step, 1.2 / fps, rtol=0.02)   # constant speed, no jumps
+    np.testing.assert_allclose(p[:, 1], 0.95, atol=1e-9)     # on the same floor
+    R = axis_angle_to_matrix(torch.as_tensor(looped.global_orient)).numpy()
+    dyaw = np.diff(np.unwrap(heading_angle(R)))
+    np.testing.assert_allclose(dyaw, w / fps, atol=1e-3)    # keeps turning at the same rate
+    assert loop_clip(clip, 30, pelvis_rest)[0] is clip      # long enough: unchanged

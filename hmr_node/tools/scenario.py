@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +121,8 @@ def _registry():
 
 def resolve_motions(config: ScenarioConfig,
                     load_motion: Callable[..., MotionClip] | None = None,
-                    list_motions: Callable[[str], list[str]] | None = None) -> list[MotionClip]:
+                    list_motions: Callable[[str], list[str]] | None = None,
+                    warnings: list[str] | None = None) -> list[MotionClip]:
     """One motion clip per person, at ``config.fps``.
 
     config: the scenario; ``config.motion`` names the clips (person p plays motion[p % len]);
@@ -131,6 +132,8 @@ def resolve_motions(config: ScenarioConfig,
         varies synthetic motions per person. Default: the motion registry's ``load_motion``
         for the body ``config.body_model``.
     list_motions: ``(split) -> names``; default: the motion registry's ``list_motions``.
+    warnings: if given, a note is appended for each named motion outside ``config.split``
+        (allowed, but e.g. eval clips in a training scenario leak the held-out data).
     Raises ValueError naming an unknown motion.
     """
     if load_motion is None or list_motions is None:
@@ -143,6 +146,10 @@ def resolve_motions(config: ScenarioConfig,
         return []
     if config.motion:
         names = [config.motion[p % len(config.motion)] for p in range(config.people)]
+        if warnings is not None:
+            in_split = set(list_motions(config.split))
+            warnings += [f"motion {n!r} is not in split {config.split!r}"
+                         for n in dict.fromkeys(names) if n not in in_split]
     else:
         available = sorted(list_motions(config.split))
         if not available:
@@ -327,7 +334,8 @@ def scenario_info(sim: SimulatedScenario, body: BodyModel, body_path: str) -> di
     """The JSON document of /scenario/info (also returned for logging)."""
     people = [{"index": p.index, "motion": p.motion, "source": p.source,
                "synthetic": p.synthetic, "attribution": p.attribution,
-               "clip_offset": p.placement.clip_offset,
+               "clip_offset": p.placement.clip_offset, "clip_frames": p.clip_frames,
+               "loop": list(p.loop) if p.loop else None,
                "active_frames": int(p.active.sum()),
                "detected_frames": int(p.detected.sum())} for p in sim.people]
     attributions = sorted({p.attribution for p in sim.people if p.attribution})
@@ -393,7 +401,8 @@ def make_scenario(config: ScenarioConfig, out: str | os.PathLike, *,
         raise FileExistsError(f"out: {out} already exists; refusing to overwrite it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"out: parent directory {out.parent} does not exist")
-    clips = resolve_motions(config, load_motion, list_motions)
+    notes: list[str] = []
+    clips = resolve_motions(config, load_motion, list_motions, notes)
     body_path = "<given>"
     if body is None:
         body = load_body_model(config.body_model, dtype=torch.float64)
@@ -401,6 +410,7 @@ def make_scenario(config: ScenarioConfig, out: str | os.PathLike, *,
     elif body.source_path:
         body_path = str(body.source_path)
     sim = simulate_scenario(config, body, clips)
+    sim = replace(sim, warnings=tuple(notes) + sim.warnings)
     images = ScenarioImages(sim, body) if config.render else None
     msgs = _Messages(sim, body.name)
     ts = msgs.ts

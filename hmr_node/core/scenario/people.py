@@ -46,6 +46,9 @@ class PeoplePlacementConfig:
     robot_clearance: nobody comes closer to the camera than this, metres.
     min_separation: smallest distance between two people's pelvises, metres.
     max_tries: placements drawn per person before keeping the least violating one.
+    loop_short_clips: clips shorter than the recording are lengthened by looping their best
+        cycle (:mod:`hmr_node.core.scenario.looping`) so that people keep walking instead of
+        appearing and vanishing; False plays them once.
     """
 
     min_distance: float = 1.5
@@ -58,9 +61,15 @@ class PeoplePlacementConfig:
     robot_clearance: float = 1.0
     min_separation: float = 0.7
     max_tries: int = 60
+    loop_short_clips: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.loop_short_clips, bool):
+            raise ValueError("PeoplePlacementConfig.loop_short_clips must be a bool, got "
+                             f"{self.loop_short_clips!r}")
         for f in fields(self):
+            if f.name == "loop_short_clips":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not np.isfinite(value) or value < 0:

@@ -27,6 +27,7 @@ from hmr_node.core.geometry.rotations import axis_angle_to_matrix
 from hmr_node.core.scenario.camera_rig import base_from_optical, make_camera
 from hmr_node.core.scenario.config import ScenarioConfig
 from hmr_node.core.scenario.keypoint_noise import corrupt_keypoints
+from hmr_node.core.scenario.looping import loop_clip
 from hmr_node.core.scenario.occlusion import CapsuleBody, capsules_from_rest, occluded_keypoints
 from hmr_node.core.scenario.odometry import (PlanarTrajectory, odometry_covariances,
                                              simulate_odometry, simulate_true_path)
@@ -51,6 +52,8 @@ class SimulatedPerson:
     betas: (S,) shape coefficients.
     pelvis_rest: (3,) rest pelvis joint J0(betas), metres.
     placement: where and when the clip plays.
+    clip_frames: frames of the motion clip as loaded.
+    loop: (i, j) when the clip was lengthened by repeating its frames [i, j), else None.
     active: (T,) bool, the person exists in this frame.
     body_pose: (T, 23, 3, 3) parent-relative joint rotations (frame independent).
     world_orient: (T, 3, 3) global orientation in the world (odom) frame.
@@ -77,6 +80,8 @@ class SimulatedPerson:
     betas: np.ndarray
     pelvis_rest: np.ndarray
     placement: Placement
+    clip_frames: int
+    loop: tuple[int, int] | None
     active: np.ndarray
     body_pose: np.ndarray
     world_orient: np.ndarray
@@ -197,6 +202,14 @@ def simulate_scenario(config: ScenarioConfig, body: BodyModel,
     betas = [_body_betas(body, np.asarray(c.betas, np.float64)) for c in clips]
     pelvis_rest = [body.rest_joints(torch.as_tensor(b[None], dtype=dt))[0, 0].double().numpy()
                    for b in betas]
+    original_frames = [c.num_frames for c in clips]
+    loops: list[tuple[int, int] | None] = [None] * len(clips)
+    if config.placement.loop_short_clips:
+        clips = list(clips)
+        for p, clip in enumerate(clips):
+            if clip.num_frames < T:
+                clips[p], i, j = loop_clip(clip, T + T // 2, pelvis_rest[p])
+                loops[p] = (i, j)
     placements = place_people([np.asarray(c.transl, np.float64) + j0 for c, j0
                                in zip(clips, pelvis_rest)],
                               [np.asarray(c.global_orient) for c in clips], fps, cam_R, cam_t,
@@ -307,7 +320,8 @@ def simulate_scenario(config: ScenarioConfig, body: BodyModel,
         people.append(SimulatedPerson(
             index=p, motion=clip.name, source=clip.source, synthetic=bool(clip.synthetic),
             attribution=clip.attribution, betas=betas[p], pelvis_rest=pelvis_rest[p],
-            placement=pl, active=r["active"], body_pose=r["body_pose"],
+            placement=pl, clip_frames=original_frames[p], loop=loops[p], active=r["active"],
+            body_pose=r["body_pose"],
             world_orient=r["world_orient"], world_transl=r["world_transl"],
             world_root=r["world_root"], camera_orient=r["camera_orient"],
             camera_transl=r["camera_transl"], camera_root=r["camera_root"],
