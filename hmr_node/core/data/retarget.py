@@ -547,7 +547,19 @@ class Retargeter:
 
     # --------------------------------------------------------------- full retarget
     def retarget(self, source: SourceMotion, name: str | None = None) -> RetargetResult:
-        """Retarget one clip (rate of ``source``; build it at ``config.fps``)."""
+        """Retarget one clip (rate of ``source``; build it at ``config.fps``).
+
+        Runs on one torch thread (restored afterwards): the work is many small batched
+        tensors, and several threads are slower, much slower on a busy machine.
+        """
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._retarget(source, name)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _retarget(self, source: SourceMotion, name: str | None) -> RetargetResult:
         t0 = time.perf_counter()
         cfg = self.config
         scale, betas = self.fit_shape(source)
