@@ -17,7 +17,6 @@ image (``(x, y, z) -> (x, -y, -z)``). Every generated angle lies inside :data:`J
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
