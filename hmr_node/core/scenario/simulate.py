@@ -28,10 +28,10 @@ from hmr_node.core.scenario.camera_rig import base_from_optical, make_camera
 from hmr_node.core.scenario.config import ScenarioConfig
 from hmr_node.core.scenario.keypoint_noise import corrupt_keypoints
 from hmr_node.core.scenario.looping import loop_clip
-from hmr_node.core.scenario.occlusion import CapsuleBody, capsules_from_rest, occluded_keypoints
+from hmr_node.core.scenario.occlusion import capsules_from_rest, occluded_keypoints
 from hmr_node.core.scenario.odometry import (PlanarTrajectory, odometry_covariances,
                                              simulate_odometry, simulate_true_path)
-from hmr_node.core.scenario.people import Placement, place_people, rot_z
+from hmr_node.core.scenario.people import Placement, place_people
 from hmr_node.core.scenario.render import (BackgroundRenderer, body_part_albedo,
                                            face_incidence, orient_faces_outward, render_meshes)
 
@@ -379,4 +379,4 @@ class ScenarioImages:
 
 
 __all__ = ["SimulatedPerson", "SimulatedScenario", "ScenarioImages", "simulate_scenario",
-           "planar_to_pose", "global_rotations", "rot_z", "CapsuleBody", "MIN_DEPTH"]
+           "planar_to_pose", "global_rotations", "MIN_DEPTH"]
