@@ -65,7 +65,7 @@ from hmr_node.core.geometry.frames import R_ZUP_FROM_SMPL
 from hmr_node.core.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 # bump when the retargeting maths or defaults change: cached clips are keyed by it
-RETARGET_VERSION = 1
+RETARGET_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -533,8 +533,9 @@ class Retargeter:
             c_new, G_n, Jp_n, r_n, d_n = evaluate(R_new, t_new)
             new_total = c_new + sm * ((d_n - nb) ** 2).sum((1, 2))
             ok = new_total < total
-            if not bool((total - new_total > 1e-7 * total).any()):
-                break  # no frame improves any more
+            # stop when no frame still improves and no rejected frame can retry with more damping
+            if not bool(((ok & (total - new_total > 1e-9 * total)) | (~ok & (mu < 1e5))).any()):
+                break
             R = torch.where(ok[:, None, None, None], R_new, R)
             transl = torch.where(ok[:, None], t_new, transl)
             G = torch.where(ok[:, None, None, None], G_n, G)
