@@ -211,3 +211,21 @@ def test_walk_moves_forward_at_walking_speed(sym_body):
     fwd = Rotation.from_rotvec(clip.global_orient).apply([0.0, 0.0, 1.0])
     step = np.gradient(clip.transl, axis=0)
     assert np.all(np.sum(fwd[:, [0, 2]] * step[:, [0, 2]], axis=1) > 0)
+
+
+def test_mirror_on_the_shipped_body_within_its_symmetry():
+    from pathlib import Path
+
+    from hmr_node.core.body.model import DEFAULT_BODY_MODEL, load_body_model
+
+    if not Path(DEFAULT_BODY_MODEL).is_file():
+        pytest.skip("shipped body model not built yet")
+    body = load_body_model(dtype=torch.float64)
+    go, bp, tr, betas = _random_params(5, seed=6)
+    rest = body.rest_joints(_t(betas[None]))[0].numpy()
+    asym = np.abs(rest[list(SMPL_FLIP_PERMUTATION)] @ REFLECT_X - rest).max()  # the body's own asymmetry
+    B = _t(np.repeat(betas[None], 5, 0))
+    J = body.joints(B, _t(go), _t(bp), _t(tr)).numpy()
+    mJ = body.joints(B, *map(_t, mirror_smpl_params(go, bp, tr))).numpy()
+    err = np.abs(mJ - J[:, list(SMPL_FLIP_PERMUTATION)] @ REFLECT_X).max()
+    assert err < 1e-6 + 4 * asym and err < 2e-3
