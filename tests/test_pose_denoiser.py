@@ -54,6 +54,20 @@ def test_denoiser_depends_on_t_and_c_and_is_batch_independent():
     assert torch.equal(emb, torch.tensor([[1.0] * 4 + [0.0] * 4]))
 
 
+def test_cached_time_conditioning_equals_forward():
+    from hmr_node.core.scorehmr.refiner import module_eps_fn
+    m = _randomised()
+    eps_fn = module_eps_fn(m)
+    x, c = torch.randn(6, 144), torch.randn(6, 8)
+    for t in (0, 37, 37, 999):  # the second 37 comes from the cache
+        tt = torch.full((6,), t)
+        with torch.no_grad():
+            assert torch.allclose(eps_fn(x, tt, c), m(x, tt, c), atol=1e-6)
+    mixed = torch.tensor([1, 2, 3, 4, 5, 6])  # not one timestep: plain forward
+    with torch.no_grad():
+        assert torch.allclose(eps_fn(x, mixed, c), m(x, mixed, c), atol=1e-6)
+
+
 def test_checkpoint_round_trip(tmp_path):
     m = _randomised()
     path = save_denoiser(tmp_path / "sub" / "d.pt", m, metadata={"steps": 12, "data": "toy"})

@@ -71,6 +71,18 @@ def test_shaped_keypoints_match_body_model(body):
     assert torch.allclose(sk.index(torch.tensor([2]))(gt["R"][2:]), ref[2:] - gt["transl"][2:, None], atol=1e-5)
 
 
+def test_shaped_keypoints_hand_written_backward_matches_autograd(body):
+    _, _, gt = make_problem(body, B=2)
+    sk = ShapedKeypoints(body, gt["betas"])
+    w = torch.randn(2, 17, 3, generator=torch.Generator().manual_seed(0))
+    Ra = gt["R"].clone().requires_grad_(True)
+    (sk(Ra) * w).sum().backward()
+    Rb = gt["R"].clone().requires_grad_(True)
+    (sk.keypoints_autograd(Rb) * w).sum().backward()
+    assert torch.allclose(Ra.grad, Rb.grad, atol=1e-5, rtol=1e-4)
+    assert Ra.grad.abs().max() > 1e-2
+
+
 def test_reprojection_loss_zero_at_truth_and_robust(body):
     reg, obs, gt = make_problem(body, B=2)
     l0 = reprojection_loss(gt["pose6d"], gt["betas"], gt["transl"], obs.uv, obs.conf, obs.K, body, sigma=50.0)

@@ -74,9 +74,9 @@ class DenoiserBlock(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, hidden_dim)
         self.act = nn.SiLU()
 
-    def forward(self, h: torch.Tensor, temb: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """h: (B, H) features; temb: (B, H) timestep embedding; c: (B, C) -> (B, H)."""
-        scale, shift = self.time_film(self.act(temb)).chunk(2, dim=-1)
+    def forward(self, h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """h: (B, H) features; scale, shift: (B, H) or (1, H) from ``time_film`` of the
+        timestep embedding; c: (B, C) -> (B, H)."""
         h_t = self.norm(h) * (1 + scale) + shift                      # h_t = t_s h + t_b
         return h + self.fc2(self.act(self.fc1(torch.cat((h_t, c), dim=-1))))  # concat c
 
@@ -93,6 +93,7 @@ class PoseDenoiser(nn.Module):
         self.in_proj = nn.Linear(config.pose_dim, H)
         self.time_mlp = nn.Sequential(nn.Linear(config.time_embed_dim, H), nn.SiLU(), nn.Linear(H, H))
         self.blocks = nn.ModuleList(DenoiserBlock(H, config.cond_dim) for _ in range(config.num_blocks))
+        self.act = nn.SiLU()
         self.out_norm = nn.LayerNorm(H)
         self.out_proj = nn.Linear(H, config.pose_dim)
         nn.init.zeros_(self.out_proj.weight)
@@ -105,10 +106,19 @@ class PoseDenoiser(nn.Module):
         c: (B, cond_dim) conditioning features (the regressor's ``features``)
         returns: (B, pose_dim) predicted noise eps
         """
-        temb = self.time_mlp(sinusoidal_embedding(t, self.config.time_embed_dim, self.config.max_period))
+        return self.forward_conditioned(x_t, self.time_conditioning(t), c)
+
+    def time_conditioning(self, t: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """t: (B,) -> per block the (scale, shift) pair, each (B, hidden_dim). Depends on t
+        only, so a sampler that reuses timesteps can compute it once per timestep."""
+        temb = self.act(self.time_mlp(sinusoidal_embedding(t, self.config.time_embed_dim, self.config.max_period)))
+        return [block.time_film(temb).chunk(2, dim=-1) for block in self.blocks]
+
+    def forward_conditioned(self, x_t: torch.Tensor, time_cond: list, c: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with the output of :meth:`time_conditioning` (rows broadcast)."""
         h = self.in_proj(x_t)
-        for block in self.blocks:
-            h = block(h, temb, c)
+        for block, (scale, shift) in zip(self.blocks, time_cond):
+            h = block(h, scale, shift, c)
         return self.out_proj(self.out_norm(h))
 
     def check_inputs(self, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> None:

@@ -19,6 +19,8 @@ reweighted least squares with the GMoF weights), 3 unknowns per sample, solved i
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from hmr_node.core.body import kinematics as kin
@@ -46,20 +48,65 @@ def gmof(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
     return s2 * sq_residual / (s2 + sq_residual)
 
 
+class _BodyPlan:
+    """Pose- and betas-independent tensors of a body for :class:`ShapedKeypoints`.
+
+    M[k, j, n] = kw_kn w_nj is keypoint k's weight on support vertex n through joint j; only
+    the P (keypoint, joint) pairs with a non-zero total weight are kept (49 of 17 x 24 for the
+    shipped body), so ``kp_k = sum_{pairs (k, j)} A_j q~_kj`` is exact.
+    Mp: (P, S) the kept rows of M; pair_joint: (P,) j of each pair; pair_to_kp: (17, P) 0/1
+    Q: (207, P * 4) pose feature -> change of the homogeneous pair points q~ (4th entry 0)
+    levels / parent index tensors for level-by-level forward kinematics
+    """
+
+    def __init__(self, body: BodyModel):
+        dt = body.J_template.dtype
+        M = torch.einsum("kn,nj->kjn", body.kp_weights, body.kp_skin_weights)  # (17, 24, S)
+        S = M.shape[-1]
+        k_idx, j_idx = torch.nonzero(M.abs().sum(-1) > 0, as_tuple=True)
+        self.Mp = M[k_idx, j_idx]  # (P, S)
+        self.pair_joint = j_idx
+        P = j_idx.numel()
+        self.pair_to_kp = torch.zeros(17, P, dtype=dt)
+        self.pair_to_kp[k_idx, torch.arange(P)] = 1.0
+        posedirs = body.kp_posedirs.reshape(207, S, 3)
+        # f: pose feature, p: pair, n: support vertex, c: xyz
+        Q = torch.einsum("pn,fnc->fpc", self.Mp, posedirs)
+        self.Q = torch.cat((Q, Q.new_zeros(207, P, 1)), dim=-1).reshape(207, P * 4).contiguous()
+        self.QT = self.Q.T.contiguous()
+        levels = kin.kinematic_levels(body.parents)
+        pos = {j: i for lvl in levels for i, j in enumerate(lvl)}
+        self.levels = [torch.tensor(lvl) for lvl in levels]
+        self.parent_pos = [torch.tensor([pos[body.parents[j]] for j in lvl]) for lvl in levels[1:]]
+        self.parent_joint = [torch.tensor([body.parents[j] for j in lvl]) for lvl in levels[1:]]
+        self.inverse = torch.argsort(torch.tensor([j for lvl in levels for j in lvl]))
+        self.bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dt)
+        self.eye = torch.eye(3, dtype=dt)
+
+
+_PLANS: "weakref.WeakKeyDictionary[BodyModel, _BodyPlan]" = weakref.WeakKeyDictionary()
+
+
+def _plan(body: BodyModel) -> _BodyPlan:
+    plan = _PLANS.get(body)
+    if plan is None or plan.Q.dtype != body.J_template.dtype:
+        plan = _PLANS[body] = _BodyPlan(body)
+    return plan
+
+
 class ShapedKeypoints:
     """COCO-17 keypoints of B fixed bodies as a function of pose only (the fast guidance path).
 
     Equal to ``body_model.keypoints(betas, R[:, 0], R[:, 1:], transl)`` but organised for a
     cheap forward + backward pass (the guidance gradient is taken through it at every step):
 
-    * everything that depends on betas only is computed once: rest joints, the bone offsets,
-      and the shaped keypoint support vertices;
     * linear blend skinning followed by the keypoint regressor is linear in the joints' affine
-      transforms ``A_j``, so ``kp_k = sum_j A_j q_kj`` with homogeneous points
-      ``q_kj = sum_n kw_kn w_nj [v_n; 1]`` (kw: keypoint regressor, w: skinning weights, v_n the
-      shaped and pose-corrected support vertex); ``q`` is its shape part plus a term linear in
-      the pose correctives;
-    * forward kinematics runs as one 4x4 matmul per tree level on homogeneous transforms.
+      transforms ``A_j``: ``kp_k = sum_j A_j q~_kj`` with homogeneous points
+      ``q~_kj = sum_n kw_kn w_nj [v_n; 1]`` (kw: keypoint regressor, w: skinning weights, v_n the
+      shaped and pose-corrected support vertex); ``q~`` = its betas part (computed once here)
+      + a matrix times the pose-corrective feature;
+    * forward kinematics runs as one 4x4 matmul per tree level on homogeneous transforms;
+    * the backward pass is written by hand (:class:`_KeypointsFromRotations`).
 
     body_model: the BodyModel
     betas: (B, S) shape coefficients, held fixed
@@ -71,27 +118,24 @@ class ShapedKeypoints:
         if betas.dim() != 2 or betas.shape[1] > body_model.num_betas:
             raise ValueError(f"betas: expected (B, <= {body_model.num_betas}), got {tuple(betas.shape)}")
         self.body = body_model
+        self.plan = plan = _plan(body_model)
         dt = body_model.J_template.dtype
         b = betas.to(dt)
         b = torch.cat((b, b.new_zeros(b.shape[0], body_model.num_betas - b.shape[1])), dim=1)
         B = b.shape[0]
         J = kin.blend_shapes(b, body_model.J_template, body_model.J_shapedirs)  # (B, 24, 3) rest joints
-        parents = body_model.parents
-        par = torch.tensor([max(p, 0) for p in parents])
+        par = torch.tensor([max(p, 0) for p in body_model.parents])
         rel = J - J[:, par]
         rel[:, 0] = J[:, 0]  # the root rotates about its rest position, which stays in place
         self.rel = rel  # (B, 24, 3) bone offsets (root: its position)
-        # M_kjn = kw_kn w_nj: keypoint k's weight on support vertex n through joint j
-        self._M = torch.einsum("kn,nj->kjn", body_model.kp_weights, body_model.kp_skin_weights)  # (17, 24, S)
         rest_pts = kin.blend_shapes(b, body_model.kp_template, body_model.kp_shapedirs)  # (B, S, 3)
-        # k: keypoint, j: joint, n: support vertex, c: xyz
-        self.q_rest = torch.einsum("kjn,bnc->bkjc", self._M, rest_pts)  # (B, 17, 24, 3)
-        self.q_one = self._M.sum(-1).expand(B, -1, -1)  # (B, 17, 24) homogeneous part
+        rest_h = torch.cat((rest_pts, rest_pts.new_ones(B, rest_pts.shape[1], 1)), dim=-1)
+        # p: (keypoint, joint) pair, n: support vertex, c: homogeneous xyz1
+        self.q_rest = torch.einsum("pn,bnc->bpc", plan.Mp, rest_h).reshape(B, -1)  # (B, P * 4)
         # A_j = G_j [[I, -J_j], [0, 1]]: skinning transforms from the global ones
         unshift = torch.eye(4, dtype=dt).repeat(B, 24, 1, 1)
         unshift[..., :3, 3] = -J
         self.unshift = unshift  # (B, 24, 4, 4)
-        self._levels = _level_plan(parents)
 
     def __len__(self) -> int:
         return self.rel.shape[0]
@@ -99,54 +143,81 @@ class ShapedKeypoints:
     def index(self, idx: torch.Tensor) -> "ShapedKeypoints":
         """A view on the samples ``idx`` (LongTensor) - used when converged samples drop out."""
         out = object.__new__(ShapedKeypoints)
-        out.body, out._M, out._levels = self.body, self._M, self._levels
-        out.rel, out.q_rest, out.q_one, out.unshift = self.rel[idx], self.q_rest[idx], self.q_one[idx], self.unshift[idx]
+        out.body, out.plan = self.body, self.plan
+        out.rel, out.q_rest, out.unshift = self.rel[idx], self.q_rest[idx], self.unshift[idx]
         return out
 
     def __call__(self, rotmats: torch.Tensor, transl: torch.Tensor | None = None) -> torch.Tensor:
         """rotmats: (B, 24, 3, 3) parent-relative rotations (joint 0 global)
         transl: (B, 3) metres or None
-        returns: (B, 17, 3) COCO-17 keypoints
+        returns: (B, 17, 3) COCO-17 keypoints; differentiable in rotmats and transl
         """
-        B = rotmats.shape[0]
-        rotmats = rotmats.to(self.rel.dtype)
-        # pose correctives of the support vertices, pushed through M: (B, 17, 24, 3)
-        dv = (kin.pose_feature(rotmats) @ self.body.kp_posedirs).reshape(B, -1, 3)
-        q = self.q_rest + torch.einsum("kjn,bnc->bkjc", self._M, dv)
-        # local homogeneous transforms [R_j | rel_j; 0 0 0 1]
-        bottom = rotmats.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, 24, 1, 4)
-        local = torch.cat((torch.cat((rotmats, self.rel[..., None]), dim=-1), bottom), dim=-2)  # (B, 24, 4, 4)
-        # forward kinematics, one tree level at a time (parents are all on the previous level)
-        order, levels, parent_pos, inverse = self._levels
-        G = [local[:, levels[0]]]
-        for idx, ppos in zip(levels[1:], parent_pos):
-            G.append(G[-1][:, ppos] @ local[:, idx])
-        A = (torch.cat(G, dim=1)[:, inverse] @ self.unshift)[:, :, :3]  # (B, 24, 3, 4) joint order
-        # kp_k = sum_j A_j [q_kj; q1_kj]; b: batch, k: keypoint, j: joint, r: row, c: column
-        kp = torch.einsum("bjrc,bkjc->bkr", A[..., :3], q) + torch.einsum("bjr,bkj->bkr", A[..., 3], self.q_one)
+        kp = _KeypointsFromRotations.apply(rotmats.to(self.rel.dtype), self)
         return kp if transl is None else kp + transl[:, None]
+
+    def _forward(self, rotmats: torch.Tensor):
+        """The map itself; returns keypoints and what the backward pass needs."""
+        plan, B = self.plan, rotmats.shape[0]
+        # q~ = betas part + Q . pose feature (SMPL's (R_j - I) of joints 1..23): (B, P, 4, 1)
+        q = torch.addmm(self.q_rest, (rotmats[:, 1:] - plan.eye).reshape(B, 207), plan.Q).reshape(B, -1, 4, 1)
+        # local homogeneous transforms [R_j | rel_j; 0 0 0 1]
+        local = torch.cat((torch.cat((rotmats, self.rel[..., None]), dim=-1), plan.bottom.expand(B, 24, 1, 4)), dim=-2)
+        # forward kinematics, one tree level at a time (parents are all on the previous level)
+        G = [local[:, plan.levels[0]]]
+        for idx, ppos in zip(plan.levels[1:], plan.parent_pos):
+            G.append(G[-1][:, ppos] @ local[:, idx])
+        G = torch.cat(G, dim=1)[:, plan.inverse]  # (B, 24, 4, 4) global transforms, joint order
+        Ap = (G @ self.unshift)[:, plan.pair_joint, :3]  # (B, P, 3, 4) skinning transform of each pair
+        contrib = (Ap @ q)[..., 0]  # (B, P, 3) = A_j q~_kj
+        return plan.pair_to_kp @ contrib, (q, local, G, Ap)  # kp_k = sum over k's pairs
+
+    def _backward(self, grad_kp: torch.Tensor, saved) -> torch.Tensor:
+        """Reverse pass of :meth:`_forward`: (B, 17, 3) dL/dkp -> (B, 24, 3, 3) dL/dR."""
+        q, local, G, Ap = saved
+        plan, B = self.plan, grad_kp.shape[0]
+        d_contrib = (plan.pair_to_kp.T @ grad_kp)[..., None]  # (B, P, 3, 1)
+        dA = torch.zeros(B, 24, 4, 4, dtype=grad_kp.dtype)
+        dA[:, :, :3].index_add_(1, plan.pair_joint, d_contrib @ q.transpose(-1, -2))
+        dq = (Ap.transpose(-1, -2) @ d_contrib).reshape(B, -1)  # (B, P * 4)
+        # through A = (G U)[:3]: dG = [dA; 0] U^T
+        dG = dA @ self.unshift.transpose(-1, -2)
+        # through G_c = G_p L_c, deepest level first: dL_c = G_p^T dG_c, dG_p += dG_c L_c^T
+        dL = torch.empty_like(local)
+        levels = plan.levels
+        for lvl in range(len(levels) - 1, 0, -1):
+            idx, par = levels[lvl], plan.parent_joint[lvl - 1]
+            dG_c = dG[:, idx]
+            dL[:, idx] = G[:, par].transpose(-1, -2) @ dG_c
+            dG.index_add_(1, par, dG_c @ local[:, idx].transpose(-1, -2))
+        dL[:, levels[0]] = dG[:, levels[0]]
+        dR = dL[..., :3, :3].clone()
+        # through the pose correctives
+        dR[:, 1:] += (dq @ plan.QT).reshape(B, 23, 3, 3)
+        return dR
+
+    def keypoints_autograd(self, rotmats: torch.Tensor) -> torch.Tensor:
+        """The same map differentiated by autograd (a reference for tests)."""
+        return self._forward(rotmats.to(self.rel.dtype))[0]
 
     def from_pose6d(self, pose6d: torch.Tensor, transl: torch.Tensor | None = None) -> torch.Tensor:
         """pose6d: (B, 144) -> (B, 17, 3) keypoints (see :meth:`__call__`)."""
         return self(rot6d_to_matrix(pose6d.reshape(-1, 24, 6)), transl)
 
 
-def _level_plan(parents: tuple[int, ...]):
-    """Index tensors for level-by-level forward kinematics.
+class _KeypointsFromRotations(torch.autograd.Function):
+    """kp = ShapedKeypoints(R) with a hand-written backward pass: the guidance gradient is
+    needed at every sampling step, and autograd's bookkeeping over the many small ops of
+    forward kinematics costs more than the arithmetic (checked against autograd in the tests)."""
 
-    returns: (order, levels, parent_pos, inverse): levels[l] = joint ids at depth l;
-        parent_pos[l - 1][i] = position of the parent of levels[l][i] within levels[l - 1];
-        inverse maps the concatenated level order back to joint order
-    """
-    levels = kin.kinematic_levels(parents)
-    pos = {}
-    for lvl in levels:
-        for i, j in enumerate(lvl):
-            pos[j] = i
-    parent_pos = [torch.tensor([pos[parents[j]] for j in lvl]) for lvl in levels[1:]]
-    order = [j for lvl in levels for j in lvl]
-    inverse = torch.argsort(torch.tensor(order))
-    return order, [torch.tensor(lvl) for lvl in levels], parent_pos, inverse
+    @staticmethod
+    def forward(ctx, rotmats, shaped):
+        kp, saved = shaped._forward(rotmats)
+        ctx.shaped, ctx.saved = shaped, saved
+        return kp
+
+    @staticmethod
+    def backward(ctx, grad_kp):
+        return ctx.shaped._backward(grad_kp.contiguous(), ctx.saved), None
 
 
 def keypoint_loss(keypoints3d: torch.Tensor, uv: torch.Tensor, conf: torch.Tensor, K: torch.Tensor,
@@ -250,26 +321,27 @@ def gauss_newton_translation(points: torch.Tensor, gamma: torch.Tensor, uv: torc
     """
     points = points.detach()
     gamma = gamma.detach().clone()
-    K2 = K[:, None, :2, :2]  # (B, 1, 2, 2)
+    fx, fy = K[:, 0, 0, None], K[:, 1, 1, None]  # (B, 1)
+    s2 = sigma * sigma
+    eye = torch.eye(3, dtype=gamma.dtype)
     for _ in range(iterations):
         X = points + gamma[:, None]
-        z = X[..., 2].clamp_min(MIN_DEPTH)
-        xn = X[..., :2] / z[..., None]
-        r = (K2 @ xn[..., None])[..., 0] + K[:, None, :2, 2] - uv  # (B, 17, 2) pixels
-        r2 = (r ** 2).sum(-1)
-        s2 = sigma * sigma
-        w = conf * s2 * s2 / (s2 + r2) ** 2  # (B, 17)
-        # d(xn)/dX = [[1/z, 0, -x/z^2], [0, 1/z, -y/z^2]]; dX/dgamma = I
-        zeros = torch.zeros_like(z)
-        dxn = torch.stack((torch.stack((1 / z, zeros, -xn[..., 0] / z), -1),
-                           torch.stack((zeros, 1 / z, -xn[..., 1] / z), -1)), -2)  # (B, 17, 2, 3)
-        J = K2 @ dxn  # (B, 17, 2, 3) d r / d gamma
-        # b: batch, k: keypoint, i: pixel axis, p/q: gamma component
-        JtJ = torch.einsum("bk,bkip,bkiq->bpq", w, J, J)
-        Jtr = torch.einsum("bk,bkip,bki->bp", w, J, r)
-        lam = damping * JtJ.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-12) / 3
-        A = JtJ + lam[:, None, None] * torch.eye(3, dtype=JtJ.dtype, device=JtJ.device)
-        delta = -torch.linalg.solve(A, Jtr[..., None])[..., 0]
+        iz = 1.0 / X[..., 2].clamp_min(MIN_DEPTH)  # (B, 17)
+        xn, yn = X[..., 0] * iz, X[..., 1] * iz
+        ru = fx * xn + K[:, 0, 1, None] * yn + K[:, 0, 2, None] - uv[..., 0]  # pixel residuals
+        rv = fy * yn + K[:, 1, 2, None] - uv[..., 1]
+        w = conf * s2 * s2 / (s2 + ru * ru + rv * rv) ** 2  # IRLS weights of GMoF
+        # Jacobian rows (skew neglected): du/dg = fx iz (1, 0, -xn), dv/dg = fy iz (0, 1, -yn)
+        a, b = w * (fx * iz) ** 2, w * (fy * iz) ** 2
+        Jxx, Jyy = a.sum(-1), b.sum(-1)
+        Jxz, Jyz = -(a * xn).sum(-1), -(b * yn).sum(-1)
+        Jzz = (a * xn * xn + b * yn * yn).sum(-1)
+        gu, gv = w * fx * iz * ru, w * fy * iz * rv
+        Jtr = torch.stack((gu.sum(-1), gv.sum(-1), -(gu * xn + gv * yn).sum(-1)), dim=-1)  # (B, 3)
+        zero = torch.zeros_like(Jxx)
+        JtJ = torch.stack((Jxx, zero, Jxz, zero, Jyy, Jyz, Jxz, Jyz, Jzz), dim=-1).reshape(-1, 3, 3)
+        lam = damping * (Jxx + Jyy + Jzz).clamp_min(1e-12) / 3
+        delta = -torch.linalg.solve(JtJ + lam[:, None, None] * eye, Jtr[..., None])[..., 0]
         norm = delta.norm(dim=-1, keepdim=True)
         delta = delta * (max_step / norm.clamp_min(max_step))
         ok = (w.sum(-1) > 0) & torch.isfinite(delta).all(-1)

@@ -51,10 +51,11 @@ from hmr_node.core.body.model import BodyModel
 from hmr_node.core.diffusion.ddim import DdimConfig, DdimScheduler
 from hmr_node.core.geometry.rotations import matrix_to_rot6d, rot6d_to_matrix
 from hmr_node.core.regressor.output import KeypointObservation, RegressorOutput
+from hmr_node.core.scorehmr.denoiser import PoseDenoiser
 from hmr_node.core.scorehmr.guidance import (ShapedKeypoints, gauss_newton_translation, keypoint_loss,
                                              multiview_loss, temporal_loss)
 
-__all__ = ["ScoreHmrConfig", "ScoreHmrRefiner", "RefinementResult", "EpsFn", "module_eps_fn",
+__all__ = ["ScoreHmrConfig", "ScoreHmrRefiner", "RefinementResult", "EpsFn", "module_eps_fn", "TorchEpsFn",
            "observation_problems"]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -193,12 +194,35 @@ class RefinementResult:
     note: str = ""
 
 
-def module_eps_fn(model: nn.Module) -> EpsFn:
-    """Wrap a torch denoiser as a forward-only eps_fn (no autograd graph is built)."""
-    def eps_fn(x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+class TorchEpsFn:
+    """A torch denoiser as a forward-only eps_fn (no autograd graph is built).
+
+    For a :class:`PoseDenoiser` the timestep conditioning is cached per timestep value while a
+    refinement call runs (the loop reuses the same few timesteps); :meth:`clear_cache` is called
+    by the refiner at the start of every call, so weights changed between calls are seen.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self._cache: dict[int, list] = {}
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return model(x_t, t, c)
-    return eps_fn
+            if isinstance(self.model, PoseDenoiser) and t.numel() and bool((t == t[0]).all()):
+                key = int(t[0])
+                cond = self._cache.get(key)
+                if cond is None:
+                    cond = self._cache[key] = self.model.time_conditioning(t[:1])
+                return self.model.forward_conditioned(x_t, cond, c)
+            return self.model(x_t, t, c)
+
+
+def module_eps_fn(model: nn.Module) -> EpsFn:
+    """Wrap a torch denoiser as a forward-only eps_fn (see :class:`TorchEpsFn`)."""
+    return TorchEpsFn(model)
 
 
 def observation_problems(obs: KeypointObservation, min_confidence: float = 0.0,
@@ -476,6 +500,8 @@ class ScoreHmrRefiner:
     def _solve(self, reg, obs, G, M, free, kp_weight, member_weight, reasons, use_kp, use_mv, use_temp):
         cfg, dt = self.config, self.dtype
         n = G * M
+        if hasattr(self.eps_fn, "clear_cache"):
+            self.eps_fn.clear_cache()
         out_pose, out_betas, out_transl = reg.pose6d.clone(), reg.betas.clone(), reg.transl.clone()
         refined = free.reshape(-1).clone()
         history = torch.full((cfg.num_rounds + 1, G), float("nan"), dtype=dt)
