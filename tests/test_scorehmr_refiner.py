@@ -83,6 +83,28 @@ def test_shaped_keypoints_hand_written_backward_matches_autograd(body):
     assert Ra.grad.abs().max() > 1e-2
 
 
+def test_preconditioner_is_the_per_joint_gauss_newton_curvature(body):
+    _, _, gt = make_problem(body, B=2)
+    sk = ShapedKeypoints(body, gt["betas"])
+    weight = torch.rand(2, 17, generator=torch.Generator().manual_seed(1))
+    R = gt["R"]
+    w = torch.randn(2, 17, 3, generator=torch.Generator().manual_seed(2))
+    Ra = R.clone().requires_grad_(True)
+    (sk(Ra) * w).sum().backward()
+    sk.set_preconditioner(weight, damping=0.05)
+    Rb = R.clone().requires_grad_(True)
+    (sk(Rb) * w).sum().backward()
+    # independent H: which keypoints move when joint j rotates (finite test), and their lever arms
+    kp = sk.keypoints_autograd(R)
+    pj = body.joints(gt["betas"], R[:, 0], R[:, 1:])
+    for j in (0, 1, 4, 7, 18, 20):
+        bump = R.clone()
+        bump[:, j] = bump[:, j] @ axis_angle_to_matrix(torch.tensor([0.0, 0.3, 0.2]))
+        moved = (sk.keypoints_autograd(bump) - kp).norm(dim=-1) > 1e-6  # (2, 17)
+        H = 2 * (moved * weight * ((kp - pj[:, j, None]) ** 2).sum(-1)).sum(-1)
+        assert torch.allclose(Rb.grad[:, j], Ra.grad[:, j] / (H + 0.05)[:, None, None], rtol=1e-4, atol=1e-6), j
+
+
 def test_reprojection_loss_zero_at_truth_and_robust(body):
     reg, obs, gt = make_problem(body, B=2)
     l0 = reprojection_loss(gt["pose6d"], gt["betas"], gt["transl"], obs.uv, obs.conf, obs.K, body, sigma=50.0)
@@ -211,6 +233,16 @@ def test_keypoint_guidance_reduces_reprojection_and_moves_camera_to_truth(body, 
     # valid 6D out: orthonormal columns
     R = rot6d_to_matrix(res.pose6d.reshape(4, 24, 6))
     assert torch.allclose(res.pose6d.reshape(4, 24, 3, 2), R[..., :2], atol=1e-6)
+
+
+def test_preconditioned_keypoint_guidance_fits_the_keypoints(body, zero_denoiser):
+    reg, obs, gt = make_problem(body, B=4, pose_noise=0.05)
+    cfg = ScoreHmrConfig(num_rounds=2, num_steps=5, stop_threshold=0.0, keypoint_preconditioning=True,
+                         rho_keypoints=100.0)
+    res = ScoreHmrRefiner(zero_denoiser, body, cfg).refine(reg, obs)
+    before = reprojection_loss(reg.pose6d, reg.betas, reg.transl, obs.uv, obs.conf, obs.K, body)
+    after = reprojection_loss(res.pose6d, res.betas, res.transl, obs.uv, obs.conf, obs.K, body)
+    assert bool((after < 0.3 * before).all())
 
 
 def test_early_stopping_drops_converged_samples(body, zero_denoiser):

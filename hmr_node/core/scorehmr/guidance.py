@@ -80,6 +80,13 @@ class _BodyPlan:
         self.parent_pos = [torch.tensor([pos[body.parents[j]] for j in lvl]) for lvl in levels[1:]]
         self.parent_joint = [torch.tensor([body.parents[j] for j in lvl]) for lvl in levels[1:]]
         self.inverse = torch.argsort(torch.tensor([j for lvl in levels for j in lvl]))
+        # downstream[j, k] = 1 when keypoint k moves with the rotation of joint j
+        anc = torch.eye(24, dtype=torch.bool)
+        for j in range(1, 24):  # parents precede children
+            anc[j] |= anc[body.parents[j]]  # anc[j, a]: a is j or an ancestor of j
+        touches = torch.zeros(24, 17, dtype=torch.bool)
+        touches[self.pair_joint, k_idx] = True  # joint j skins part of keypoint k
+        self.downstream = (anc.T.to(dt) @ touches.to(dt) > 0).to(dt)  # (24, 17)
         self.bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dt)
         self.eye = torch.eye(3, dtype=dt)
 
@@ -119,6 +126,8 @@ class ShapedKeypoints:
             raise ValueError(f"betas: expected (B, <= {body_model.num_betas}), got {tuple(betas.shape)}")
         self.body = body_model
         self.plan = plan = _plan(body_model)
+        self.precondition: torch.Tensor | None = None
+        self.precondition_damping = 1e-2
         dt = body_model.J_template.dtype
         b = betas.to(dt)
         b = torch.cat((b, b.new_zeros(b.shape[0], body_model.num_betas - b.shape[1])), dim=1)
@@ -143,8 +152,9 @@ class ShapedKeypoints:
     def index(self, idx: torch.Tensor) -> "ShapedKeypoints":
         """A view on the samples ``idx`` (LongTensor) - used when converged samples drop out."""
         out = object.__new__(ShapedKeypoints)
-        out.body, out.plan = self.body, self.plan
+        out.body, out.plan, out.precondition_damping = self.body, self.plan, self.precondition_damping
         out.rel, out.q_rest, out.unshift = self.rel[idx], self.q_rest[idx], self.unshift[idx]
+        out.precondition = None if self.precondition is None else self.precondition[idx]
         return out
 
     def __call__(self, rotmats: torch.Tensor, transl: torch.Tensor | None = None) -> torch.Tensor:
@@ -169,11 +179,12 @@ class ShapedKeypoints:
         G = torch.cat(G, dim=1)[:, plan.inverse]  # (B, 24, 4, 4) global transforms, joint order
         Ap = (G @ self.unshift)[:, plan.pair_joint, :3]  # (B, P, 3, 4) skinning transform of each pair
         contrib = (Ap @ q)[..., 0]  # (B, P, 3) = A_j q~_kj
-        return plan.pair_to_kp @ contrib, (q, local, G, Ap)  # kp_k = sum over k's pairs
+        kp = plan.pair_to_kp @ contrib  # kp_k = sum over k's pairs
+        return kp, (q, local, G, Ap, kp)
 
     def _backward(self, grad_kp: torch.Tensor, saved) -> torch.Tensor:
         """Reverse pass of :meth:`_forward`: (B, 17, 3) dL/dkp -> (B, 24, 3, 3) dL/dR."""
-        q, local, G, Ap = saved
+        q, local, G, Ap, kp = saved
         plan, B = self.plan, grad_kp.shape[0]
         d_contrib = (plan.pair_to_kp.T @ grad_kp)[..., None]  # (B, P, 3, 1)
         dA = torch.zeros(B, 24, 4, 4, dtype=grad_kp.dtype)
@@ -193,7 +204,24 @@ class ShapedKeypoints:
         dR = dL[..., :3, :3].clone()
         # through the pose correctives
         dR[:, 1:] += (dq @ plan.QT).reshape(B, 23, 3, 3)
+        if self.precondition is not None:  # Gauss-Newton diagonal per joint, see set_preconditioner
+            d2 = ((kp[:, None] - G[:, :, None, :3, 3]) ** 2).sum(-1)  # (B, 24, 17) |kp_k - p_j|^2
+            H = 2.0 * (plan.downstream * d2 * self.precondition[:, None]).sum(-1)  # (B, 24)
+            dR = dR / (H + self.precondition_damping)[..., None, None]
         return dR
+
+    def set_preconditioner(self, weight: torch.Tensor | None, damping: float = 1e-2) -> None:
+        """Scale the gradient reaching each joint's rotation by 1 / (H_j + damping), with
+        ``H_j = 2 sum_k weight_k |kp_k - p_j|^2`` over the keypoints downstream of joint j: the
+        Gauss-Newton curvature of ``sum_k weight_k |kp_k - y_k|^2`` for a rotation of joint j
+        (p_j its position). Turns a gradient step into an approximate per-joint Newton step,
+        so joints with short lever arms (wrists, ankles) move as fast as the root.
+
+        weight: (B, 17) per-keypoint weights of the quadratic loss in metres^2, or None = off
+        damping: metres^2 added to H_j
+        """
+        self.precondition = None if weight is None else weight.detach().to(self.rel.dtype)
+        self.precondition_damping = float(damping)
 
     def keypoints_autograd(self, rotmats: torch.Tensor) -> torch.Tensor:
         """The same map differentiated by autograd (a reference for tests)."""
@@ -212,6 +240,7 @@ class _KeypointsFromRotations(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rotmats, shaped):
         kp, saved = shaped._forward(rotmats)
+        kp = kp.clone() if shaped.precondition is not None else kp
         ctx.shaped, ctx.saved = shaped, saved
         return kp
 

@@ -79,6 +79,10 @@ class ScoreHmrConfig:
     rho_temporal: step size of the temporal consistency guidance (Eq. 14)
     temporal_order: 1 = first differences (Eq. 14); 2 = second differences (acceleration)
     gmof_sigma: Geman-McClure scale of the reprojection residuals, pixels
+    keypoint_preconditioning: scale the keypoint-guidance gradient of each joint by its
+        Gauss-Newton curvature (:meth:`ShapedKeypoints.set_preconditioner`); rho_keypoints then
+        is a fraction of a Newton step per unit of (1 - a_t) / a_t
+    preconditioning_damping: metres^2 added to each joint's curvature
     camera_init_iterations: Gauss-Newton iterations on the camera translation before round 1
     camera_iterations_per_step: Gauss-Newton iterations on the camera translation per guided step
     stop_threshold: lambda_thr, a sample stops when the relative change of its guidance loss
@@ -105,6 +109,8 @@ class ScoreHmrConfig:
     rho_temporal: float = 100.0
     temporal_order: int = 1
     gmof_sigma: float = 100.0
+    keypoint_preconditioning: bool = False
+    preconditioning_damping: float = 1e-2
     camera_init_iterations: int = 5
     camera_iterations_per_step: int = 1
     stop_threshold: float = 1e-2
@@ -536,6 +542,8 @@ class ScoreHmrRefiner:
             f = (K[:, 0, 0] * K[:, 1, 1]).sqrt()
             depth = p.gamma[:, 2].clamp_min(0.5)
             p.inv_scale2 = (depth / f) ** 2  # (metres / pixel at the person's depth)^2
+            if cfg.keypoint_preconditioning:
+                shaped.set_preconditioner(conf, cfg.preconditioning_damping)
         state = _State(self, p, shaped, use_kp, use_mv, use_temp)
 
         idx_g = torch.nonzero(active_g).reshape(-1)
