@@ -1,4 +1,5 @@
-"""``hmr bench data``: quality and speed of retargeting real motion capture to the body.
+"""``hmr bench data``: quality and speed of retargeting real motion capture to the body, and
+the speed of scenario generation with and without rendering.
 
 For every CMU clip of a split (and, for 'eval', the BVH clips separately) the clip is
 retargeted afresh (no cache) and the mean joint position error between the body's joints and
@@ -9,7 +10,9 @@ rest pose: the part of the error due to differing skeleton proportions alone.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -17,7 +20,9 @@ from tqdm import tqdm
 from hmr_node.core.data.cmu import CMU_ATTRIBUTION, load_cmu_skeleton
 from hmr_node.core.data.registry import cmu_data_dir, list_motions, retarget_motion, retargeter_for
 from hmr_node.core.data.retarget import CMU_JOINT_MAP, RETARGET_VERSION, RetargetResult, rest_pose_source
+from hmr_node.core.scenario.config import ScenarioConfig
 from hmr_node.tools.report import markdown_table, write_json_report
+from hmr_node.tools.scenario import make_scenario
 
 
 def _summary(results: dict[str, RetargetResult], fps: float) -> dict:
@@ -77,17 +82,35 @@ def retarget_report(split: str = "eval", fps: float = 30.0, body_path: str | Non
     return out
 
 
+def scenario_speed_report(frames: int = 60, people: int = 2, seed: int = 0, split: str = "eval") -> dict:
+    """Scenario generation speed (frames/s, wall clock, writing an mcap bag) with and without
+    rendering, on the shipped body and motions of ``split``."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="hmr_bench_scenario_") as tmp:
+        for render in (False, True):
+            cfg = ScenarioConfig(seed=seed, people=people, frames=frames, split=split, render=render)
+            summary = make_scenario(cfg, Path(tmp) / f"bag_render{int(render)}", progress=False)
+            out["with_render" if render else "without_render"] = {
+                "frames_per_second": summary.frames_per_second, "frames": summary.frames,
+                "people": summary.people, "fps": cfg.fps, "bag_bytes": summary.bag_bytes,
+                "width": cfg.camera.width, "height": cfg.camera.height}
+    return {"scenario_speed": out}
+
+
 def add_bench_parser(bench_sub) -> None:
     p = bench_sub.add_parser("data", help="retargeting error of real motion capture (CMU eval, BVH)")
     p.add_argument("--json", required=True, help="output JSON path")
     p.add_argument("--split", default="eval", choices=("eval", "train"))
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--body-model", default=None, help="SMPL-format file (default: shipped body)")
+    p.add_argument("--scenario-frames", type=int, default=60, help="frames per timed scenario (0 = skip)")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     report = retarget_report(args.split, args.fps, args.body_model)
+    if args.scenario_frames > 0:
+        report.update(scenario_speed_report(frames=args.scenario_frames))
     write_json_report(args.json, report)
     rows = []
     for key in ("retarget", "retarget_bvh"):
@@ -98,4 +121,6 @@ def _main(args: argparse.Namespace) -> int:
                          "clip_max_mm": round(r["clip_mean_error_mm"]["max"], 1), "seconds": round(r["seconds"], 1)})
     print(markdown_table(rows, ["set", "clips", "frames", "mean_error_mm", "clip_max_mm", "seconds"]))
     print(f"rest-pose (proportions only) error: {report['retarget']['rest_pose_error_mm']:.1f} mm")
+    for key, r in report.get("scenario_speed", {}).items():
+        print(f"scenario generation {key}: {r['frames_per_second']:.1f} frames/s")
     return 0
