@@ -55,9 +55,9 @@ from tqdm import tqdm
 
 from hmr_node.core.body.model import BodyModel, load_body_model
 from hmr_node.core.data.motion import MotionClip
-from hmr_node.core.geometry.rotations import matrix_to_quat_xyzw
 from hmr_node.core.scenario.config import SPLITS, STORAGES, ScenarioConfig
 from hmr_node.core.scenario.simulate import ScenarioImages, SimulatedScenario, simulate_scenario
+from hmr_node.tools.message_builders import MessageBuilder
 from hmr_node.tools.msg_types import hmr_typestore, msg_type_name
 
 INFO_FORMAT = "hmr_node.scenario/1"
@@ -171,49 +171,24 @@ def resolve_motions(config: ScenarioConfig,
 
 
 # ---------------------------------------------------------------------- messages
-class _Messages:
+class _Messages(MessageBuilder):
     """Builds rosbags message objects from the simulated arrays (one instance per bag)."""
 
     def __init__(self, sim: SimulatedScenario, body_name: str):
-        self.ts = hmr_typestore()
-        self.T = self.ts.types
+        super().__init__(hmr_typestore())
         self.sim, self.cfg, self.body_name = sim, sim.config, body_name
         t0 = int(round(sim.config.start_time * 1e9))
         self.stamps = [t0 + int(round(k * 1e9 / sim.config.fps)) for k in range(sim.config.frames)]
 
     def header(self, k: int, frame: str):
-        ns = self.stamps[k]
-        Time = self.T["builtin_interfaces/msg/Time"]
-        return self.T["std_msgs/msg/Header"](stamp=Time(sec=ns // 1_000_000_000,
-                                                        nanosec=ns % 1_000_000_000),
-                                             frame_id=frame)
-
-    def vec(self, v):
-        return self.T["geometry_msgs/msg/Vector3"](x=float(v[0]), y=float(v[1]), z=float(v[2]))
-
-    def point(self, v):
-        return self.T["geometry_msgs/msg/Point"](x=float(v[0]), y=float(v[1]), z=float(v[2]))
-
-    def quat(self, q):
-        return self.T["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]),
-                                                      z=float(q[2]), w=float(q[3]))
+        return self.header_ns(self.stamps[k], frame)
 
     @staticmethod
     def yaw_quat(yaw: float) -> np.ndarray:
         return np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)])
 
-    @staticmethod
-    def mat_quat(R: np.ndarray) -> np.ndarray:
-        return matrix_to_quat_xyzw(torch.as_tensor(np.asarray(R, np.float64))).numpy()
-
-    def pose(self, t, q):
-        return self.T["geometry_msgs/msg/Pose"](position=self.point(t), orientation=self.quat(q))
-
     def transform(self, k, parent, child, t, q):
-        return self.T["geometry_msgs/msg/TransformStamped"](
-            header=self.header(k, parent), child_frame_id=child,
-            transform=self.T["geometry_msgs/msg/Transform"](translation=self.vec(t),
-                                                            rotation=self.quat(q)))
+        return self.transform_ns(self.stamps[k], parent, child, t, q)
 
     # -- topics
     def tf_static(self):
@@ -260,20 +235,6 @@ class _Messages:
             header=self.header(k, self.cfg.camera_frame), height=h, width=w, encoding="rgb8",
             is_bigendian=0, step=w * 3, data=np.ascontiguousarray(rgb).reshape(-1))
 
-    def keypoints2d(self, track_id, uv, conf, score=None):
-        K2 = self.T[msg_type_name("Keypoints2D")]
-        ok = conf > 0
-        if ok.any():
-            bbox = np.array([uv[ok, 0].min(), uv[ok, 1].min(), uv[ok, 0].max(),
-                             uv[ok, 1].max()], np.float32)
-        else:
-            bbox = np.zeros(4, np.float32)
-        if score is None:
-            score = float(conf[ok].mean()) if ok.any() else 0.0
-        return K2(track_id=int(track_id), score=float(score), bbox=bbox,
-                  x=uv[:, 0].astype(np.float32), y=uv[:, 1].astype(np.float32),
-                  confidence=conf.astype(np.float32))
-
     def people_keypoints(self, k):
         people = [self.keypoints2d(p.track_id[k], p.uv[k], p.conf[k])
                   for p in self.sim.people if p.conf[k].any()]
@@ -290,20 +251,16 @@ class _Messages:
             orient = p.world_orient[k] if world else p.camera_orient[k]
             transl = p.world_transl[k] if world else p.camera_transl[k]
             root = p.world_root[k] if world else p.camera_root[k]
-            quats = self.mat_quat(np.concatenate([orient[None], p.body_pose[k]]))
             if world:
                 kp = self.keypoints2d(p.index, np.zeros((0, 2)), np.zeros(0), score=0.0)
             else:
                 kp = self.keypoints2d(p.index, p.uv_true[k], p.visible[k].astype(np.float32),
                                       score=1.0)
-            people.append(Person(
-                track_id=p.index, stage=Person.STAGE_FAST, revision=0,
-                rotations=[self.quat(q) for q in quats], betas=p.betas.astype(np.float32),
-                transl=self.vec(transl), root_position=self.point(root), confidence=1.0,
-                fit_residual=float("nan"), keypoints=kp, body_model=self.body_name))
+            people.append(self.smpl_person(
+                p.index, Person.STAGE_FAST, np.concatenate([orient[None], p.body_pose[k]]), p.betas,
+                transl, root, kp, self.body_name))
         frame = self.cfg.odom_frame if world else self.cfg.camera_frame
-        return self.T[msg_type_name("SmplPersonArray")](header=self.header(k, frame),
-                                                        people=people)
+        return self.smpl_person_array(self.stamps[k], frame, people)
 
     def camera_pose(self, k):
         return self.T["geometry_msgs/msg/PoseStamped"](
