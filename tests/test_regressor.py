@@ -217,8 +217,9 @@ def test_predict_bad_input_is_finite():
     out = predict(model, uv, conf, K)
     for f in ("pose6d", "betas", "transl", "features"):
         assert torch.isfinite(getattr(out, f)).all(), f
-    # single person, (17, 2) input and (3, 3) K broadcast
+    # single person, (17, 2) input and (3, 3) K broadcast; the method is the same function
     assert predict(model, uv[1], conf[1], K[0]).pose6d.shape == (1, 144)
+    torch.testing.assert_close(model.predict(uv, conf, K).transl, out.transl, atol=0, rtol=0)
     with pytest.raises(ValueError, match="uv"):
         model(torch.zeros(2, 16, 2), torch.zeros(2, 16), K[:2])
     with pytest.raises(ValueError, match="hidden_dim"):

@@ -205,6 +205,10 @@ class KeypointRegressor(nn.Module):
         transl = torch.cat((xy, z[:, None]), dim=1)
         return RegressorOutput(pose6d=pose6d, betas=self.head_betas(c), transl=transl, features=c)
 
+    def predict(self, uv, conf, K) -> RegressorOutput:
+        """Inference on untrusted detections (NaN -> confidence 0, never NaN out): :func:`predict`."""
+        return predict(self, uv, conf, K)
+
 
 # ---------------------------------------------------------------------- robust inference
 def valid_intrinsics(K: torch.Tensor) -> torch.Tensor:
