@@ -66,7 +66,8 @@ def _check_mapping(name: str, value) -> None:
 
 def plot_trajectory_topview(path: str | os.PathLike, gt_xy: Mapping[str, np.ndarray],
                             est_xy: Mapping[str, np.ndarray], title: str, *,
-                            size_px: tuple[int, int] = (800, 800)) -> pathlib.Path:
+                            size_px: tuple[int, int] = (800, 800),
+                            axis_labels: tuple[str, str] = ("x [m]", "y [m]")) -> pathlib.Path:
     """Top view of ground-truth and estimated trajectories, one colour per track.
 
     Args:
@@ -76,6 +77,7 @@ def plot_trajectory_topview(path: str | os.PathLike, gt_xy: Mapping[str, np.ndar
             its colour. Either dict may be empty, not both.
         title: figure title.
         size_px: (width, height) of the image in pixels.
+        axis_labels: labels of the horizontal and vertical axes.
 
     Ground truth is drawn solid, estimates dashed; circles mark starts and crosses ends.
     Axes have equal scale.
@@ -99,8 +101,8 @@ def plot_trajectory_topview(path: str | os.PathLike, gt_xy: Mapping[str, np.ndar
             axes.plot(points[0, 0], points[0, 1], "o", color=colour, markersize=6)
             axes.plot(points[-1, 0], points[-1, 1], "x", color=colour, markersize=8)
     axes.set_aspect("equal", adjustable="datalim")
-    axes.set_xlabel("x [m]")
-    axes.set_ylabel("y [m]")
+    axes.set_xlabel(axis_labels[0])
+    axes.set_ylabel(axis_labels[1])
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="best", fontsize="small")
