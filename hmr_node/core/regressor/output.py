@@ -2,7 +2,15 @@
 
 This is the fixed interface of issue 4. Any future regressor (e.g. an image-crop network) plugs
 in by consuming a :class:`KeypointObservation` (or its own input) and returning a
-:class:`RegressorOutput` with the same fields, frames and units.
+:class:`RegressorOutput` with the same fields, frames and units:
+
+* the pose is 24 rotations in 6D (first two columns), joint 0 in the camera optical frame, so
+  the body model evaluated with ``global_orient = R_0`` and ``transl`` lands in that frame;
+* ``features`` is whatever the regressor's penultimate layer holds; the pose denoiser is
+  trained on the features of *one* regressor (``DenoiserConfig.cond_dim`` = C), so a new
+  regressor needs its own denoiser (``hmr train denoiser --regressor NEW.pt``);
+* inference on untrusted input must never return NaN (the keypoint regressor's ``predict``
+  zeroes the confidence of NaN keypoints and replaces invalid intrinsics).
 """
 
 from __future__ import annotations
