@@ -205,8 +205,8 @@ def test_unguided_round_trip_through_the_refiner(body):
     assert res.refined.all() and res.num_denoiser_calls == 50
     assert (res.pose6d - x0).abs().mean() < 1e-3  # the paper's < 1e-3 per dimension
     # fixed-point inversion makes the round trip exact even with our 5-step schedule
-    fp = ScoreHmrConfig(num_rounds=1, num_steps=5, inversion_fixed_point_iterations=3, rho_temporal=0.0,
-                        video_use_keypoints=False)
+    fp = ScoreHmrConfig(num_rounds=1, num_steps=5, num_inversion_steps=0, inversion_fixed_point_iterations=3,
+                        rho_temporal=0.0, video_use_keypoints=False)
     res = ScoreHmrRefiner(_gaussian_eps_fn(mu, s), body, fp).refine_window(reg)
     assert (res.pose6d - x0).abs().max() < 1e-4
     assert res.num_denoiser_calls == 5 * 4 + 5
@@ -245,6 +245,18 @@ def test_preconditioned_keypoint_guidance_fits_the_keypoints(body, zero_denoiser
     assert bool((after < 0.3 * before).all())
 
 
+def test_trust_region_bounds_the_guidance_step(body, zero_denoiser):
+    reg, obs, _ = make_problem(body, B=3, pose_noise=0.3)
+    base = dict(num_rounds=1, num_steps=4, stop_threshold=0.0, rho_keypoints=1e7, keypoint_preconditioning=False)
+    wild = ScoreHmrRefiner(zero_denoiser, body, ScoreHmrConfig(max_guidance_step=0.0, **base)).refine(reg, obs)
+    safe = ScoreHmrRefiner(zero_denoiser, body, ScoreHmrConfig(max_guidance_step=0.05, **base)).refine(reg, obs)
+    move = lambda r: (r.pose6d - reg.pose6d).reshape(3, 24, 6).norm(dim=-1).max()  # noqa: E731
+    # eps = 0: each of the 4 guided steps moves a joint's 6D vector by at most 0.05 (before
+    # re-orthonormalisation, which does not lengthen the move of unit columns much)
+    assert move(safe) <= 4 * 0.05 * 1.5
+    assert move(wild) > 1.0
+
+
 def test_early_stopping_drops_converged_samples(body, zero_denoiser):
     reg, obs, gt = make_problem(body, B=4, seed=3)
     # samples 0 and 1 start at the truth (nothing to fix); 2 and 3 are perturbed
@@ -254,9 +266,10 @@ def test_early_stopping_drops_converged_samples(body, zero_denoiser):
     res = ScoreHmrRefiner(zero_denoiser, body, cfg).refine(reg, obs)
     assert res.rounds[:2].tolist() == [1, 1]
     assert bool((res.rounds[2:] > 1).all())
-    # every round costs 2 * num_steps calls; each call only carries the groups still active
-    assert res.num_denoiser_calls == 2 * 5 * int(res.rounds.max())
-    assert res.num_denoiser_samples == 2 * 5 * int(res.rounds.sum())
+    # every round costs 1 + 5 calls (1-step inversion, 5 guided steps); each call only carries
+    # the groups still active
+    assert res.num_denoiser_calls == 6 * int(res.rounds.max())
+    assert res.num_denoiser_samples == 6 * int(res.rounds.sum())
     # a sample's result does not depend on its batch mates
     alone = ScoreHmrRefiner(zero_denoiser, body, cfg).refine(subset(reg, [2]), subset(obs, [2]))
     assert torch.allclose(alone.pose6d[0], res.pose6d[2], atol=1e-4)
