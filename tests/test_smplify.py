@@ -92,8 +92,10 @@ def test_priors_pull_unobserved_implausible_pose_to_plausible(body, prior):
     bad = bp.clone()
     bad[:, 52], bad[:, 55] = 1.4, -1.4  # both elbows hyper-extended (wrong direction)
     init = _output(go, bad, betas, transl)
-    with_prior = Smplify(body, prior, FAST).fit(init, obs)
+    spin = dataclasses.replace(FAST, w_angle=15.2 ** 2)  # SPIN's angle weight: a strong pull
+    with_prior = Smplify(body, prior, spin).fit(init, obs)
     no_prior = Smplify(body, prior, dataclasses.replace(FAST, w_pose=0.0, w_angle=0.0, w_shape=0.0)).fit(init, obs)
+    default = Smplify(body, prior, FAST).fit(init, obs)  # the weaker default angle weight pulls less
 
     def elbows(res):
         from hmr_node.core.geometry.rotations import matrix_to_axis_angle
@@ -107,6 +109,8 @@ def test_priors_pull_unobserved_implausible_pose_to_plausible(body, prior):
     assert torch.all(el_p[:, 0] < 0.7) and torch.all(el_p[:, 1] > -0.7)
     # without the priors the elbows stay (mostly) bent the wrong way
     assert torch.all(angle_prior(aa_p) < 0.3 * angle_prior(aa_n))
+    aa_d, _ = elbows(default)
+    assert torch.all(angle_prior(aa_d) < 0.5 * angle_prior(bad)) and torch.all(prior(aa_d) < prior(bad))
 
 
 def test_bad_input_returns_init_unfitted(body, prior):
