@@ -105,6 +105,14 @@ def _body_model_id(path) -> str:
     return f"{p.name} sha256:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}"
 
 
+def _retarget_version() -> int | None:
+    try:
+        from hmr_node.core.data.retarget import RETARGET_VERSION
+    except ImportError:
+        return None
+    return int(RETARGET_VERSION)
+
+
 def _file_size_mb(path: Path) -> float:
     return path.stat().st_size / 1e6
 
@@ -151,9 +159,11 @@ def run_train_regressor(args: argparse.Namespace) -> int:
     _plot_curve(out / "training_curve.png", steps,
                 {"train loss (smoothed)": _smooth(hist["loss"], 50), "val MPJPE (m)": mp, "val PA-MPJPE (m)": pa},
                 "keypoint regressor training")
-    metrics = {"validation": final, "validation_float32_in_training": hist["val"][-1], "val_history": [dict(step=int(s), **m) for s, m in zip(vsteps, hist["val"])],
+    metrics = {"validation": final, "validation_float32_in_training": hist["val"][-1],
+               "val_history": [dict(step=int(s), **m) for s, m in zip(vsteps, hist["val"])],
                "steps": args.steps, "batch": args.batch, "seed": args.seed, "wall_time_s": wall,
-               "parameters": num_parameters(model), "body_model": _body_model_id(args.body_model), "fit_clips": hist["fit_clips"], "val_clips": hist["val_clips"],
+               "parameters": num_parameters(model), "body_model": _body_model_id(args.body_model),
+               "retarget_version": _retarget_version(), "fit_clips": hist["fit_clips"], "val_clips": hist["val_clips"],
                "fit_frames": hist["fit_frames"], "val_frames": hist["val_frames"], "command": _command_line(args),
                "training_config": dataclasses.asdict(config)}
     _write_json(out / "metrics.json", metrics)
@@ -169,7 +179,8 @@ ScoreHMR denoiser. Code: `hmr_node/core/regressor/`. Load with
 - Residual MLP: input 54 (box-normalised keypoints in normalised camera coordinates, confidences,
   box centre / log size), hidden {config.model.hidden_dim} x {config.model.num_blocks} blocks,
   features {config.model.feature_dim}; {num_parameters(model):,} parameters,
-  file {_file_size_mb(out / 'regressor.pt'):.1f} MB ({'float16' if args.half else 'float32'} weights, evaluated below as shipped).
+  file {_file_size_mb(out / 'regressor.pt'):.1f} MB ({'float16' if args.half else 'float32'} weights,
+  evaluated below as shipped).
 - Translation: log-depth relative to the keypoint box + image offset of the SMPL origin.
 
 ## Training data (synthetic, generated on the fly)
@@ -182,8 +193,8 @@ ScoreHMR denoiser. Code: `hmr_node/core/regressor/`. Load with
   (height {config.samples.camera_height_range} m, pitch {config.samples.camera_pitch_range_deg} deg, fx
   {config.samples.focal_range} px, images {list(config.samples.image_sizes)}), person
   {config.samples.distance_range} m away anywhere in and partly out of the view, keypoints of the
-  body model ({_body_model_id(args.body_model)}) projected with K and corrupted by `hmr_node.core.scenario.keypoint_noise` at a
-  random severity (scale {config.samples.noise_scale_range}).
+  body model ({_body_model_id(args.body_model)}; motion retarget version {_retarget_version()})
+  projected with K and corrupted by `hmr_node.core.scenario.keypoint_noise` at a random severity (scale {config.samples.noise_scale_range}).
 - Motion data attribution:
 
 {attribution}
@@ -281,7 +292,8 @@ def run_train_denoiser(args: argparse.Namespace) -> int:
     held_out = dict(zip([f"{lo}-{hi}" for lo, hi in ranges],
                         denoiser_validation_loss(model, xv, cv, config.ddim, ranges)))
     meta = {"steps": args.steps, "batch": args.batch, "seed": args.seed, "samples": args.samples,
-            "regressor": str(args.regressor or "shipped"), "body_model": _body_model_id(args.body_model), "wall_time_s": data_time + train_time,
+            "regressor": str(args.regressor or "shipped"), "body_model": _body_model_id(args.body_model),
+            "retarget_version": _retarget_version(), "wall_time_s": data_time + train_time,
             "val_loss_by_t": hist.get("val_loss_by_t"), "held_out_clip_loss_by_t": held_out,
             "command": _command_line(args)}
     save_denoiser(out / "denoiser.pt", model, config.model, meta)
@@ -370,7 +382,8 @@ def run_train_gmm(args: argparse.Namespace) -> int:
         rand = rng.uniform(-1.0, 1.0, size=(2000, 69))  # implausible: every joint rotated at random
         nll_rand = float(prior(torch.as_tensor(rand, dtype=torch.float32)).mean())
     names, attribution = _data_summary(clips)
-    meta = {"data": "CMU train clips (registry 'train' split, cmu/*), retargeted to the shipped body",
+    meta = {"data": "CMU train clips (registry 'train' split, cmu/*), retargeted to the body model",
+            "body_model": _body_model_id(None), "retarget_version": _retarget_version(),
             "fps": args.fps, "mirror": args.mirror, "fit_clips": [c.name for c in fit_clips],
             "val_clips": [c.name for c in val_clips], "fit_frames": int(x_fit.shape[0]),
             "components": args.components, "reg": args.reg, "seed": args.seed, "iterations": gmm.iterations,
@@ -386,7 +399,8 @@ capture as SMPLify's was. Load with `load_pose_prior()`; used by the SMPLify bas
 (`hmr_node.core.smplify`).
 
 ## Data
-- {len(fit_clips)} CMU clips of the registry's **train** split at {args.fps:g} fps
+- {len(fit_clips)} CMU clips of the registry's **train** split at {args.fps:g} fps, retargeted to
+  {meta['body_model']} (retarget version {meta['retarget_version']})
   ({x_fit.shape[0]} poses{' incl. left/right mirrors' if args.mirror else ''}); {len(val_clips)}
   train clips held out by name for the check below ({x_val.shape[0]} poses). Eval clips never used.
 - Attribution:
