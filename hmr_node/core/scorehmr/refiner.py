@@ -107,6 +107,9 @@ class ScoreHmrConfig:
     preconditioning_damping: metres^2 added to each joint's curvature
     max_guidance_step: trust region: the guidance's change of x0_hat in one sampling step is
         scaled down so no joint's 6D vector moves by more than this (0 = off; not in the paper)
+    final_newton_fraction: with preconditioning, the keypoint step of the last sampling step
+        (t -> 0) is rho_keypoints (1 - a_t) / a_t approximate Newton steps; it is capped at this
+        so larger step sizes or fewer steps do not overshoot the output (0 = off)
     camera_init_iterations: Gauss-Newton iterations on the camera translation before round 1
     camera_iterations_per_step: Gauss-Newton iterations on the camera translation per guided step
     stop_threshold: lambda_thr, a sample stops when the relative change of its guidance loss
@@ -137,6 +140,7 @@ class ScoreHmrConfig:
     keypoint_preconditioning: bool = True
     preconditioning_damping: float = 0.1
     max_guidance_step: float = 0.1
+    final_newton_fraction: float = 0.7
     camera_init_iterations: int = 5
     camera_iterations_per_step: int = 1
     stop_threshold: float = 1e-2
@@ -162,7 +166,7 @@ class ScoreHmrConfig:
             if not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name}: expected an int >= 0, got {v!r}")
         for name in ("rho_keypoints", "rho_multiview", "rho_temporal", "stop_threshold", "min_confidence",
-                     "max_guidance_step", "preconditioning_damping"):
+                     "max_guidance_step", "preconditioning_damping", "final_newton_fraction"):
             v = getattr(self, name)
             if not (v >= 0 and v < float("inf")):
                 raise ValueError(f"{name}: expected a finite value >= 0, got {v!r}")
@@ -606,9 +610,15 @@ class ScoreHmrRefiner:
                 eps = state.eps(x_t, t, sub)
                 x_t = x_t.detach().requires_grad_(True)
                 x0_hat = self.scheduler.pred_x0(eps, t, x_t)  # Eq. 9; eps carries no graph
-                loss, pts = state.loss_sub(x0_hat, gamma, sub, return_points=True)
-                grad = torch.autograd.grad(loss.sum(), x_t)[0]
                 a_t = self.scheduler.alpha_bar_of(t, x_t)
+                kp_scale = 1.0
+                if cfg.keypoint_preconditioning and cfg.final_newton_fraction > 0 and t_prev == 0:
+                    # the last preconditioned keypoint step is rho (1 - a_t) / a_t (approximate)
+                    # Newton steps and nothing corrects it afterwards: cap it
+                    frac = cfg.rho_keypoints * (1 - a_t) / a_t
+                    kp_scale = min(1.0, cfg.final_newton_fraction / frac) if frac > 0 else 1.0
+                loss, pts = state.loss_sub(x0_hat, gamma, sub, return_points=True, kp_scale=kp_scale)
+                grad = torch.autograd.grad(loss.sum(), x_t)[0]
                 if cfg.max_guidance_step > 0:  # trust region on the x0 change Eq. 10 causes
                     step = ((1 - a_t) / a_t ** 0.5 * grad).reshape(-1, 24, 6).norm(dim=-1, keepdim=True)
                     grad = grad * (cfg.max_guidance_step / step.clamp_min(cfg.max_guidance_step)).repeat_interleave(6, -1).reshape(grad.shape)
@@ -652,6 +662,7 @@ class _Sub:
         free = p.free[idx_g].reshape(-1)
         self.free_local = torch.nonzero(free).reshape(-1)  # free members within self.rows
         self.free_rows = self.rows[self.free_local]
+        self.all_free = self.free_local.numel() == self.rows.numel()
         self.c = p.c[self.free_rows]
         self.t_cache: dict[int, torch.Tensor] = {}
         if p.uv is not None:  # keypoint data of the free members
@@ -688,20 +699,22 @@ class _State:
         with torch.no_grad():
             return self.loss_sub(x0[sub.free_rows], gamma[sub.free_rows], sub)[0]
 
-    def loss_sub(self, x0_free: torch.Tensor, gamma: torch.Tensor, sub: _Sub, return_points: bool = False):
+    def loss_sub(self, x0_free: torch.Tensor, gamma: torch.Tensor, sub: _Sub, return_points: bool = False,
+                 kp_scale: float = 1.0):
         """x0_free: (F, 144) x0 of the free members of the active groups; gamma: (F, 3).
         returns: ((g,) total guidance loss, (F, 17, 3) keypoints without translation or None)"""
         cfg, p = self.r.config, self.p
         g, M = sub.idx_g.numel(), p.M
         # fixed members (context / excluded) keep their values; free ones come from x0_hat
-        x0 = p.x_fixed[sub.rows].index_put((sub.free_local,), x0_free)
+        x0 = x0_free if sub.all_free else p.x_fixed[sub.rows].index_put((sub.free_local,), x0_free)
         total = x0.new_zeros(g)
         pts = None
         if self.use_kp:
             pts = sub.shaped.from_pose6d(x0_free)
             lk = keypoint_loss(pts + gamma[:, None], sub.uv, sub.conf, sub.K, cfg.gmof_sigma) * sub.inv_scale2
-            per_row = lk.new_zeros(g * M).index_put((sub.free_local,), lk)
-            total = total + cfg.rho_keypoints * per_row.reshape(g, M).sum(1)
+            if not sub.all_free:
+                lk = lk.new_zeros(g * M).index_put((sub.free_local,), lk)
+            total = total + (kp_scale * cfg.rho_keypoints) * (lk if M == 1 else lk.reshape(g, M).sum(1))
             pts = pts.detach()
         if self.use_mv and M > 1:
             total = total + cfg.rho_multiview * multiview_loss(x0.reshape(g, M, 144), p.member_weight[sub.idx_g])
