@@ -71,10 +71,25 @@ class ScoreHmrBenchConfig:
     smplify_window: int = 32
     speed_repeats: int = 5
     chunk: int = 60
-    threads: int = 2
+    threads: int = 1
     regressor: str | None = None
     denoiser: str | None = None
     prior: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("people", "frames", "single_stride", "max_single", "min_keypoints", "multiview_people",
+                     "video_max_tracks", "video_min_frames", "smplify_window", "speed_repeats", "chunk", "threads"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        if not self.fps > 0:
+            raise ValueError(f"fps: expected > 0, got {self.fps}")
+        if self.split not in ("train", "eval"):
+            raise ValueError(f"split: expected 'train' or 'eval', got {self.split!r}")
+        if not self.seeds:
+            raise ValueError("seeds: need at least one scenario seed")
+        if any(n < 1 for n in self.views):
+            raise ValueError(f"views: view counts must be >= 1, got {self.views}")
 
     @classmethod
     def quick(cls, **overrides) -> "ScoreHmrBenchConfig":
@@ -383,10 +398,6 @@ def _goals(results: dict, speed: dict) -> dict:
 
 
 def run_scorehmr_bench(cfg: ScoreHmrBenchConfig) -> dict:
-    if cfg.split not in ("train", "eval"):
-        raise ValueError(f"split: expected 'train' or 'eval', got {cfg.split!r}")
-    if not cfg.seeds:
-        raise ValueError("seeds: need at least one scenario seed")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
     body64 = load_body_model(dtype=torch.float64)
