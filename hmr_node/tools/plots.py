@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from hmr_node.tools.report import atomic_open
 
 DPI = 100
 
@@ -33,19 +34,8 @@ def _figure(size_px: tuple[int, int]) -> Figure:
 def _save(figure: Figure, path: str | os.PathLike) -> pathlib.Path:
     """Write ``figure`` as PNG to ``path`` atomically; returns the path."""
     target = pathlib.Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(target, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=DPI)
     return target
 
 

@@ -30,7 +30,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -213,6 +214,31 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write a value of type {type(value).__name__} to JSON: {value!r}")
 
 
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator:
+    """Open a temporary file next to ``path`` for writing ('w' text or 'wb' binary); on a clean
+    exit it is flushed to disk and renamed over ``path`` (readers see the old file or the whole
+    new one), on an exception it is removed. Parent directories are created."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
+    target = pathlib.Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def write_json_report(path: str | os.PathLike, results: dict,
                       argv: list[str] | None = None) -> dict:
     """Write ``{"meta": collect_metadata(argv), **results}`` as indented JSON, atomically.
@@ -242,22 +268,8 @@ def write_json_report(path: str | os.PathLike, results: dict,
     report = to_jsonable({"meta": meta, **{k: v for k, v in results.items() if k != "meta"}})
     text = json.dumps(report, indent=2, allow_nan=False) + "\n"
 
-    target = pathlib.Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; reports are meant to be shared
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
     return report
 
 
