@@ -22,7 +22,7 @@ class BodyBenchConfig:
     batch_sizes: tuple[int, ...] = (1, 64, 1024)
     repeats: int = 20
     body_model: str | None = None
-    threads: int = 2
+    threads: int = 1
 
 
 def _median_ms(fn, repeats: int) -> float:
