@@ -13,19 +13,37 @@ from hmr_node.core.diffusion import DdimScheduler
 from hmr_node.core.geometry.rotations import axis_angle_to_matrix, axis_angle_to_rot6d, rot6d_to_matrix
 from hmr_node.core.regressor.output import KeypointObservation, RegressorOutput
 from hmr_node.core.scorehmr.denoiser import DenoiserConfig, PoseDenoiser
-from hmr_node.core.scorehmr.guidance import (ShapedKeypoints, gauss_newton_translation, gmof, keypoint_loss,
-                                             multiview_loss, reprojection_loss, temporal_loss)
+from hmr_node.core.scorehmr.guidance import (ShapedKeypoints, gauss_newton_translation, gmof, keypoint_gauss_newton_step,
+                                             keypoint_gauss_newton_system, keypoint_loss, multiview_loss,
+                                             multiview_prox, reprojection_loss, shared_body_gauss_newton_step,
+                                             temporal_loss, temporal_prox)
 from hmr_node.core.scorehmr.refiner import ScoreHmrConfig, ScoreHmrRefiner, observation_problems
 
 FX, CX, CY, W, H = 500.0, 320.0, 240.0, 640.0, 480.0
 
 
 @pytest.fixture(scope="module")
-def body(tmp_path_factory):
+def body_path(tmp_path_factory):
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("body") / "random_smpl.npz"
     np.savez(path, **make_random_smpl_arrays(seed=4))
-    return load_body_model(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def body(body_path):
+    return load_body_model(body_path)
+
+
+@pytest.fixture(scope="module")
+def body64_no_correctives(tmp_path_factory):
+    """float64, pose-corrective blend shapes zeroed (the Gauss-Newton Jacobian neglects them;
+    this random body's correctives are far larger than a real body's)."""
+    arrays = make_random_smpl_arrays(seed=4)
+    arrays["posedirs"] = np.zeros_like(arrays["posedirs"])
+    path = tmp_path_factory.mktemp("body") / "random_smpl_no_posedirs.npz"
+    np.savez(path, **arrays)
+    return load_body_model(path, dtype=torch.float64)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +187,85 @@ def test_temporal_loss_first_and_second_differences():
     assert temporal_loss(line, w, order=1).item() == pytest.approx(3 * 144)
 
 
+def test_gauss_newton_jacobian_matches_finite_differences(body, body64_no_correctives):
+    reg, obs, gt = make_problem(body, B=2, pose_noise=0.1)
+    R = rot6d_to_matrix(reg.pose6d.reshape(2, 24, 6)).double()
+    sk = ShapedKeypoints(body64_no_correctives, reg.betas.double())
+    gamma, uv, conf, K = reg.transl.double(), obs.uv.double(), obs.conf.double(), obs.K.double()
+    ones = torch.ones(2, dtype=torch.float64)
+    sigma = 1e9  # GMoF weights ~ 1: J and r are the plain linearisation
+    J, r = keypoint_gauss_newton_system(sk, R, gamma, uv, conf, K, sigma, ones)
+    for col in range(75):  # every joint axis (parent frame) and the translation
+        d = torch.zeros(2, 75, dtype=torch.float64)
+        d[:, col] = 1e-7
+        Rp = axis_angle_to_matrix(d[:, :72].reshape(2, 24, 3)) @ R
+        _, r_p = keypoint_gauss_newton_system(sk, Rp, gamma + d[:, 72:], uv, conf, K, sigma, ones)
+        fd = (r_p - r) / 1e-7
+        assert torch.allclose(J[..., col], fd, atol=1e-4 * fd.abs().max() + 1e-6), col
+
+
+def test_gauss_newton_step_fits_exact_keypoints(body):
+    reg, obs, gt = make_problem(body, B=3, pose_noise=0.03, transl_offset=(0.02, 0.0, 0.05))
+    sk = ShapedKeypoints(body, reg.betas)
+    R = rot6d_to_matrix(reg.pose6d.reshape(3, 24, 6))
+    scale = (reg.transl[:, 2] / FX) ** 2
+    d6, dg = keypoint_gauss_newton_step(sk, R, reg.transl, obs.uv, obs.conf, obs.K, 100.0, scale, 1e-4)
+    before = reprojection_loss(reg.pose6d, reg.betas, reg.transl, obs.uv, obs.conf, obs.K, body)
+    after = reprojection_loss(reg.pose6d + d6, reg.betas, reg.transl + dg, obs.uv, obs.conf, obs.K, body)
+    assert bool((after < 0.1 * before).all())
+    # the shared multi-view solve with one view is the single-view solve
+    d6s, dgs = shared_body_gauss_newton_step(sk, R, reg.transl, obs.uv, obs.conf, obs.K, 100.0, scale, 1e-4, views=1)
+    assert torch.allclose(d6s, d6, atol=1e-4) and torch.allclose(dgs, dg, atol=1e-5)
+
+
+def test_shared_gauss_newton_gives_views_one_body_change(body):
+    reg_a, obs_a, _ = make_problem(body, B=1, seed=21)
+    reg_b, obs_b, _ = make_problem(body, B=1, seed=22)
+    R = rot6d_to_matrix(torch.cat((reg_a.pose6d, reg_b.pose6d)).reshape(2, 24, 6))
+    sk = ShapedKeypoints(body, torch.cat((reg_a.betas, reg_a.betas)))
+    cat = lambda a, b: torch.cat((a, b))  # noqa: E731
+    gamma = cat(reg_a.transl, reg_b.transl)
+    d6, _ = shared_body_gauss_newton_step(sk, R, gamma, cat(obs_a.uv, obs_b.uv), cat(obs_a.conf, obs_b.conf),
+                                          cat(obs_a.K, obs_b.K), 100.0, torch.full((2,), 1e-4), 1e-3, views=2)
+    # parent-relative change of each body joint: R_new R^T is the same rotation in both views
+    R_new = rot6d_to_matrix((R[..., :2].reshape(2, 144) + d6).reshape(2, 24, 6))
+    delta = R_new[:, 1:] @ R[:, 1:].transpose(-1, -2)
+    assert torch.allclose(delta[0], delta[1], atol=1e-4)
+    assert (delta[0] - torch.eye(3)).abs().max() > 1e-3
+
+
+def test_temporal_prox_is_the_implicit_step():
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(1, 7, 144, generator=g, dtype=torch.float64)
+    free = torch.ones(1, 7, dtype=torch.bool)
+    free[0, 0] = False  # a fixed context frame
+    for order in (1, 2):
+        w = torch.ones(1, 7 - order, dtype=torch.float64)
+        # small step: the gradient step
+        small = temporal_prox(x0, free, w, 1e-6, order)
+        xr = x0.clone().requires_grad_(True)
+        grad = torch.autograd.grad(temporal_loss(xr, w, order).sum(), xr)[0]
+        expect = x0 - 1e-6 * grad
+        expect[0, 0] = x0[0, 0]
+        assert torch.allclose(small, expect, atol=1e-10)
+        # any step: the gradient of 1/2 |x - x0|^2 + kappa L(x) vanishes at the free frames
+        big = temporal_prox(x0, free, w, 50.0, order).requires_grad_(True)
+        obj = 0.5 * ((big - x0) ** 2).sum() + 50.0 * temporal_loss(big, w, order).sum()
+        gb = torch.autograd.grad(obj, big)[0]
+        assert gb[0, 1:].abs().max() < 1e-8 and torch.allclose(big[0, 0].detach(), x0[0, 0], atol=1e-12)
+
+
+def test_multiview_prox_reaches_consensus_on_the_body_only():
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(2, 3, 144, generator=g, dtype=torch.float64)
+    free = torch.ones(2, 3, dtype=torch.bool)
+    w = torch.ones(2, 3, dtype=torch.float64)
+    out = multiview_prox(x0, free, w, 1e6)
+    assert torch.allclose(out[..., :6], x0[..., :6])
+    assert torch.allclose(out[:, 0, 6:], out[:, 1, 6:], atol=1e-5)
+    assert torch.allclose(out[:, 0, 6:], x0[..., 6:].mean(1), atol=1e-5)  # the mean is kept
+
+
 # ---------------------------------------------------------------------------- configuration
 def test_config_validation_and_upstream_default():
     up = ScoreHmrConfig.upstream_default()
@@ -247,7 +344,8 @@ def test_preconditioned_keypoint_guidance_fits_the_keypoints(body, zero_denoiser
 
 def test_trust_region_bounds_the_guidance_step(body, zero_denoiser):
     reg, obs, _ = make_problem(body, B=3, pose_noise=0.3)
-    base = dict(num_rounds=1, num_steps=4, stop_threshold=0.0, rho_keypoints=1e7, keypoint_preconditioning=False)
+    base = dict(num_rounds=1, num_steps=4, stop_threshold=0.0, rho_keypoints=1e7, keypoint_preconditioning=False,
+                guidance_step="gradient")
     wild = ScoreHmrRefiner(zero_denoiser, body, ScoreHmrConfig(max_guidance_step=0.0, **base)).refine(reg, obs)
     safe = ScoreHmrRefiner(zero_denoiser, body, ScoreHmrConfig(max_guidance_step=0.05, **base)).refine(reg, obs)
     move = lambda r: (r.pose6d - reg.pose6d).reshape(3, 24, 6).norm(dim=-1).max()  # noqa: E731

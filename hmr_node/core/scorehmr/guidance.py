@@ -26,10 +26,12 @@ import torch
 from hmr_node.core.body import kinematics as kin
 from hmr_node.core.body.model import BodyModel
 from hmr_node.core.geometry.camera import project_points
-from hmr_node.core.geometry.rotations import rot6d_to_matrix
+from hmr_node.core.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
 
 __all__ = ["gmof", "ShapedKeypoints", "keypoint_loss", "reprojection_loss", "multiview_loss",
-           "temporal_loss", "gauss_newton_translation", "BODY_POSE_SLICE"]
+           "temporal_loss", "gauss_newton_translation", "keypoint_gauss_newton_step", "keypoint_gauss_newton_system",
+           "shared_body_gauss_newton_step", "rotation_update_6d", "temporal_prox",
+           "multiview_prox", "BODY_POSE_SLICE"]
 
 # 6D entries of joints 1..23 (the body pose, without global orientation) inside the 144-D pose
 BODY_POSE_SLICE = slice(6, 144)
@@ -87,6 +89,9 @@ class _BodyPlan:
         touches = torch.zeros(24, 17, dtype=torch.bool)
         touches[self.pair_joint, k_idx] = True  # joint j skins part of keypoint k
         self.downstream = (anc.T.to(dt) @ touches.to(dt) > 0).to(dt)  # (24, 17)
+        # subtree[k, j, p] = 1 when pair p belongs to keypoint k and its joint is j or below j
+        self.subtree = (self.pair_to_kp[:, None, :] * anc[j_idx].T.to(dt)[None]).contiguous()  # (17, 24, P)
+        self.parent_of = torch.tensor([max(p, 0) for p in body.parents])
         self.bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dt)
         self.eye = torch.eye(3, dtype=dt)
 
@@ -180,11 +185,11 @@ class ShapedKeypoints:
         Ap = (G @ self.unshift)[:, plan.pair_joint, :3]  # (B, P, 3, 4) skinning transform of each pair
         contrib = (Ap @ q)[..., 0]  # (B, P, 3) = A_j q~_kj
         kp = plan.pair_to_kp @ contrib  # kp_k = sum over k's pairs
-        return kp, (q, local, G, Ap, kp)
+        return kp, (q, local, G, Ap, kp, contrib)
 
     def _backward(self, grad_kp: torch.Tensor, saved) -> torch.Tensor:
         """Reverse pass of :meth:`_forward`: (B, 17, 3) dL/dkp -> (B, 24, 3, 3) dL/dR."""
-        q, local, G, Ap, kp = saved
+        q, local, G, Ap, kp, _ = saved
         plan, B = self.plan, grad_kp.shape[0]
         d_contrib = (plan.pair_to_kp.T @ grad_kp)[..., None]  # (B, P, 3, 1)
         dA = torch.zeros(B, 24, 4, 4, dtype=grad_kp.dtype)
@@ -325,6 +330,195 @@ def temporal_loss(pose6d: torch.Tensor, pair_weight: torch.Tensor | None = None,
     if pair_weight is not None:
         sq = sq * pair_weight.to(sq.dtype)
     return sq.sum(-1)
+
+
+def _prox_solve(x0: torch.Tensor, free: torch.Tensor, L: torch.Tensor, kappa: float) -> torch.Tensor:
+    """argmin_x 1/2 |x - x0|^2 + kappa/2 x^T L x per group, non-free members held at x0.
+
+    x0: (g, M, D); free: (g, M) bool; L: (g, M, M) symmetric PSD; returns (g, M, D)
+    """
+    M = x0.shape[1]
+    eye = torch.eye(M, dtype=x0.dtype)
+    A = eye + kappa * L
+    # fixed members: identity rows, so they keep their value and act as boundary conditions
+    A = torch.where(free[..., None], A, eye.expand_as(A))
+    return torch.linalg.solve(A, x0)
+
+
+def temporal_prox(pose6d: torch.Tensor, free: torch.Tensor, pair_weight: torch.Tensor, kappa: float,
+                  order: int = 1) -> torch.Tensor:
+    """Implicit (proximal) step of Eq. 14: argmin_x 1/2 |x - pose6d|^2 + kappa L_temp(x).
+
+    For small kappa it equals the gradient step ``pose6d - kappa grad L_temp``; unlike it, it
+    is stable for any kappa (the loss is quadratic, so this is its exact Newton step).
+
+    pose6d: (g, W, 144) x0_hat of W consecutive frames of g windows
+    free: (g, W) bool, frames that may move (context frames stay fixed)
+    pair_weight: (g, W - order) weights of the difference terms
+    kappa: step size (rho_temporal (1 - a_t) / a_t in the refiner)
+    order: 1 (Eq. 14) or 2 (second differences)
+    returns: (g, W, 144)
+    """
+    g, W, _ = pose6d.shape
+    if W <= order or kappa <= 0:
+        return pose6d
+    D = torch.eye(W, dtype=pose6d.dtype)
+    for _ in range(order):
+        D = D[1:] - D[:-1]  # (W - order, W) difference operator
+    L = 2.0 * torch.einsum("pi,gp,pj->gij", D, pair_weight.to(pose6d.dtype), D)  # grad of L_temp = L x
+    return _prox_solve(pose6d, free, L, kappa)
+
+
+def multiview_prox(pose6d: torch.Tensor, free: torch.Tensor, view_weight: torch.Tensor, kappa: float) -> torch.Tensor:
+    """Implicit (proximal) step of Eq. 13 on the body pose: argmin 1/2 |x - pose6d|^2 + kappa L_MV(x).
+
+    pose6d: (g, N, 144) x0_hat of N views of g people
+    free: (g, N) bool, views that may move
+    view_weight: (g, N) 1 = the view takes part in the consistency term
+    kappa: step size
+    returns: (g, N, 144), global orientations unchanged
+    """
+    if pose6d.shape[1] < 2 or kappa <= 0:
+        return pose6d
+    w = view_weight.to(pose6d.dtype)
+    # sum_n w_n |x_n - mean_w|^2 = x^T (diag(w) - w w^T / sum w) x
+    L = 2.0 * (torch.diag_embed(w) - w[:, :, None] * w[:, None, :] / w.sum(1).clamp_min(1e-12)[:, None, None])
+    body = _prox_solve(pose6d[..., BODY_POSE_SLICE], free, L, kappa)
+    return torch.cat((pose6d[..., :6], body), dim=-1)
+
+
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    """v: (..., 3) -> (..., 3, 3) with skew(v) w = v x w."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack((o, -z, y, z, o, -x, -y, x, o), dim=-1).reshape(*v.shape, 3)
+
+
+def keypoint_gauss_newton_system(shaped: ShapedKeypoints, rotmats: torch.Tensor, gamma: torch.Tensor,
+                                 uv: torch.Tensor, conf: torch.Tensor, K: torch.Tensor, sigma: float,
+                                 weight_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted, linearised Eq. 12 around (rotmats, gamma): ``r(d) ~ r + J d``.
+
+    Unknowns d (75): a small rotation of each of the 24 joints in its *parent's* frame
+    (``R_j <- exp(w_j) R_j``; the root's parent frame is the camera frame) and the translation
+    gamma. Rotating joint j by ``w`` (camera frame) turns the skinning transforms of j's subtree
+    about the joint, which moves keypoint k by ``w x S_kj`` (``S_kj = kp_k - p_j`` for a
+    keypoint skinned to the subtree only; blended skinning handled exactly, pose correctives
+    neglected), and a parent-frame rotation ``w_j`` is ``G_parent w_j`` in the camera frame,
+    so the Jacobian is analytic. Rows are scaled by the square roots of the GMoF IRLS weights
+    ``conf_k sigma^4 / (sigma^2 + r_k^2)^2`` times ``weight_scale``.
+
+    shaped: ShapedKeypoints of the B bodies
+    rotmats: (B, 24, 3, 3) parent-relative rotations (from x0_hat)
+    gamma: (B, 3) translation, metres
+    uv: (B, 17, 2) detections, pixels; conf: (B, 17); K: (B, 3, 3)
+    sigma: GMoF scale, pixels
+    weight_scale: (B,) factor on every residual weight (e.g. (z / f)^2: metres at the person)
+    returns: (J (B, 34, 75), r (B, 34)), both weighted
+    """
+    B = rotmats.shape[0]
+    plan = shaped.plan
+    with torch.no_grad():
+        kp, (q, _, G, _, _, contrib) = shaped._forward(rotmats.to(shaped.rel.dtype))
+        X = kp + gamma[:, None]  # (B, 17, 3) camera frame
+        iz = 1.0 / X[..., 2].clamp_min(MIN_DEPTH)
+        xn, yn = X[..., 0] * iz, X[..., 1] * iz
+        fx, fy, s_, cx, cy = K[:, 0, 0, None], K[:, 1, 1, None], K[:, 0, 1, None], K[:, 0, 2, None], K[:, 1, 2, None]
+        r = torch.stack((fx * xn + s_ * yn + cx - uv[..., 0], fy * yn + cy - uv[..., 1]), dim=-1)  # (B, 17, 2)
+        s2 = sigma * sigma
+        w = conf * s2 * s2 / (s2 + (r ** 2).sum(-1)) ** 2 * weight_scale[:, None]  # (B, 17)
+        zero = torch.zeros_like(iz)
+        P = torch.stack((fx * iz, s_ * iz, -(fx * xn + s_ * yn) * iz,
+                         zero, fy * iz, -fy * yn * iz), dim=-1).reshape(B, 17, 2, 3)  # d pixel / d X
+        # turning joint j by w (camera frame) turns the skinning transforms of its subtree about
+        # p_j: kp_k moves by w x S_kj, S_kj = sum over k's pairs (k, i), i in subtree(j), of
+        # (A_i q~_ki - m_ki p_j) (m_ki: the pair's weight); = kp_k - p_j for a rigidly attached k
+        # k: keypoint, j: joint, p: (keypoint, joint) pair, c: xyz
+        C = torch.einsum("kjp,bpc->bkjc", plan.subtree, contrib)
+        m = torch.einsum("kjp,bp->bkj", plan.subtree, q[:, :, 3, 0])
+        S = C - m[..., None] * G[:, None, :, :3, 3]  # (B, 17, 24, 3)
+        Gp = torch.cat((torch.eye(3, dtype=G.dtype).expand(B, 1, 3, 3), G[:, plan.parent_of[1:], :3, :3]), dim=1)
+        # a parent-frame rotation w_j is G_parent w_j in the camera frame: d X_k / d w_j = -skew(S_kj) G_parent
+        Jw = -(P[:, :, None] @ (_skew(S) @ Gp[:, None]))  # (B, 17, 24, 2, 3)
+        J = torch.cat((Jw.permute(0, 1, 3, 2, 4).reshape(B, 34, 72), P.reshape(B, 34, 3)), dim=-1)  # (B, 34, 75)
+        sw = w.sqrt().repeat_interleave(2, dim=1)[..., None]  # (B, 34, 1)
+        return J * sw, (r.reshape(B, 34, 1) * sw)[..., 0]
+
+
+def rotation_update_6d(rotmats: torch.Tensor, w_local: torch.Tensor) -> torch.Tensor:
+    """Change of the 6D pose when each joint turns by ``R_j <- exp(w_j) R_j``.
+
+    rotmats: (B, 24, 3, 3); w_local: (B, 24, 3) parent-frame axis-angle -> (B, 144)
+    """
+    R_new = axis_angle_to_matrix(w_local) @ rotmats
+    return (R_new[..., :2] - rotmats[..., :2]).reshape(rotmats.shape[0], 144)
+
+
+def keypoint_gauss_newton_step(shaped: ShapedKeypoints, rotmats: torch.Tensor, gamma: torch.Tensor,
+                               uv: torch.Tensor, conf: torch.Tensor, K: torch.Tensor, sigma: float,
+                               weight_scale: torch.Tensor, damping: float):
+    """One damped Gauss-Newton (Levenberg-Marquardt) step on Eq. 12 over pose and translation.
+
+    Solves ``(J^T J + damping I) d = -J^T r`` (75 unknowns, see
+    :func:`keypoint_gauss_newton_system`) per sample. The system is under-determined (34
+    residuals), so the damping picks the smallest change that explains the keypoints - the
+    solution plain gradient descent from the current pose converges to (the paper's Eq. 10
+    loop run for many steps), in one step.
+
+    arguments: as :func:`keypoint_gauss_newton_system`; damping: Levenberg damping in the units
+        of the weighted residuals (metres^2 with weight_scale = (z / f)^2)
+    returns: (delta_pose6d (B, 144) change of the 6D pose for the full step, delta_gamma (B, 3))
+    """
+    J, r = keypoint_gauss_newton_system(shaped, rotmats, gamma, uv, conf, K, sigma, weight_scale)
+    A = J.transpose(1, 2) @ J + damping * torch.eye(75, dtype=J.dtype)
+    delta = -torch.linalg.solve(A, (J.transpose(1, 2) @ r[..., None]))[..., 0]  # (B, 75)
+    ok = torch.isfinite(delta).all(-1, keepdim=True)
+    delta = torch.where(ok, delta, torch.zeros_like(delta))
+    return rotation_update_6d(rotmats, delta[:, :72].reshape(-1, 24, 3)), delta[:, 72:]
+
+
+def shared_body_gauss_newton_step(shaped: ShapedKeypoints, rotmats: torch.Tensor, gamma: torch.Tensor,
+                                  uv: torch.Tensor, conf: torch.Tensor, K: torch.Tensor, sigma: float,
+                                  weight_scale: torch.Tensor, damping: float, views: int):
+    """Multi-view Gauss-Newton step on Eq. 12: one body-pose change for all views of a person.
+
+    The N views of a person share the parent-relative body pose (joints 1..23), not the root
+    rotation or the translation (the cameras are uncalibrated). The normal equations of the
+    views are summed over the shared 69 unknowns, each view keeping its own root rotation and
+    translation: a (69 + 6 N)-unknown system per person, so a joint well seen in one view and
+    ambiguous in another is fixed by the view that sees it.
+
+    rotmats, gamma, uv, conf, K, weight_scale: rows ordered person-major (person g, view n at
+        row g * N + n), shapes as in :func:`keypoint_gauss_newton_system`
+    views: N
+    returns: (delta_pose6d (g * N, 144), delta_gamma (g * N, 3))
+    """
+    J, r = keypoint_gauss_newton_system(shaped, rotmats, gamma, uv, conf, K, sigma, weight_scale)
+    BN, N = J.shape[0], views
+    g = BN // N
+    J = J.reshape(g, N, 34, 75)
+    r = r.reshape(g, N, 34)
+    body = torch.arange(3, 72)
+    own = torch.cat((torch.arange(3), torch.arange(72, 75)))  # root rotation + translation
+    Jb, Jo = J[..., body], J[..., own]  # (g, N, 34, 69), (g, N, 34, 6)
+    n_unk = 69 + 6 * N
+    A = torch.zeros(g, n_unk, n_unk, dtype=J.dtype)
+    b = torch.zeros(g, n_unk, dtype=J.dtype)
+    A[:, :69, :69] = (Jb.transpose(-1, -2) @ Jb).sum(1)
+    b[:, :69] = (Jb.transpose(-1, -2) @ r[..., None])[..., 0].sum(1)
+    for n in range(N):
+        sl = slice(69 + 6 * n, 75 + 6 * n)
+        cross = Jb[:, n].transpose(-1, -2) @ Jo[:, n]  # (g, 69, 6)
+        A[:, :69, sl] = cross
+        A[:, sl, :69] = cross.transpose(-1, -2)
+        A[:, sl, sl] = Jo[:, n].transpose(-1, -2) @ Jo[:, n]
+        b[:, sl] = (Jo[:, n].transpose(-1, -2) @ r[:, n, :, None])[..., 0]
+    A = A + damping * torch.eye(n_unk, dtype=J.dtype)
+    delta = -torch.linalg.solve(A, b[..., None])[..., 0]  # (g, 69 + 6N)
+    delta = torch.where(torch.isfinite(delta).all(-1, keepdim=True), delta, torch.zeros_like(delta))
+    own_d = delta[:, 69:].reshape(g, N, 6)
+    w = torch.cat((own_d[..., :3], delta[:, None, :69].expand(g, N, 69)), dim=-1).reshape(BN, 24, 3)
+    return rotation_update_6d(rotmats, w), own_d[..., 3:].reshape(BN, 3)
 
 
 def gauss_newton_translation(points: torch.Tensor, gamma: torch.Tensor, uv: torch.Tensor, conf: torch.Tensor,

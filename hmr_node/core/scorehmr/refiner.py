@@ -72,8 +72,9 @@ from hmr_node.core.diffusion.ddim import DdimConfig, DdimScheduler
 from hmr_node.core.geometry.rotations import matrix_to_rot6d, rot6d_to_matrix
 from hmr_node.core.regressor.output import KeypointObservation, RegressorOutput
 from hmr_node.core.scorehmr.denoiser import PoseDenoiser
-from hmr_node.core.scorehmr.guidance import (ShapedKeypoints, gauss_newton_translation, keypoint_loss,
-                                             multiview_loss, temporal_loss)
+from hmr_node.core.scorehmr.guidance import (ShapedKeypoints, gauss_newton_translation, keypoint_gauss_newton_step,
+                                             keypoint_loss, multiview_loss, multiview_prox,
+                                             shared_body_gauss_newton_step, temporal_loss, temporal_prox)
 
 __all__ = ["ScoreHmrConfig", "ScoreHmrRefiner", "RefinementResult", "EpsFn", "module_eps_fn", "TorchEpsFn",
            "observation_problems"]
@@ -101,7 +102,13 @@ class ScoreHmrConfig:
     rho_temporal: step size of the temporal consistency guidance (Eq. 14)
     temporal_order: 1 = first differences (Eq. 14); 2 = second differences (acceleration)
     gmof_sigma: Geman-McClure scale of the reprojection residuals, pixels
-    keypoint_preconditioning: scale the keypoint-guidance gradient of each joint by its
+    guidance_step: 'gradient' = Eq. 10 as in the paper (each rho times its loss's gradient);
+        'newton' = the same guided DDIM step with the keypoint gradient replaced by a fraction
+        min(1, rho_keypoints (1 - a_t) / a_t) of its damped Gauss-Newton step over pose and
+        camera translation, and the quadratic cross-view / temporal terms applied as exact
+        implicit steps (see :meth:`ScoreHmrRefiner._newton_guided_step`)
+    gauss_newton_damping: Levenberg damping of the keypoint step, metres^2 at the person's depth
+    keypoint_preconditioning: ('gradient' step only) scale the keypoint-guidance gradient of each joint by its
         Gauss-Newton curvature (:meth:`ShapedKeypoints.set_preconditioner`); rho_keypoints then
         is a fraction of a Newton step per unit of (1 - a_t) / a_t
     preconditioning_damping: metres^2 added to each joint's curvature
@@ -124,19 +131,23 @@ class ScoreHmrConfig:
     video_use_keypoints: add keypoint guidance (Eq. 12) to the temporal term in video mode
     multiview_use_keypoints: add per-view keypoint guidance to the cross-view term
     multiview_share_betas: give every view the mean of the views' betas
+    multiview_shared_gauss_newton: ('newton' step) solve the views' keypoint Gauss-Newton steps
+        jointly with one body-pose change per person (:func:`shared_body_gauss_newton_step`)
     ddim: the diffusion schedule the denoiser was trained with
     """
 
-    num_rounds: int = 3
+    num_rounds: int = 2
     num_steps: int = 5
     num_inversion_steps: int = 1
     tau: int = 50
     inversion_fixed_point_iterations: int = 0
     rho_keypoints: float = 1000.0
     rho_multiview: float = 1000.0
-    rho_temporal: float = 200.0
-    temporal_order: int = 1
+    rho_temporal: float = 2000.0
+    temporal_order: int = 2
     gmof_sigma: float = 100.0
+    guidance_step: str = "newton"
+    gauss_newton_damping: float = 0.1
     keypoint_preconditioning: bool = True
     preconditioning_damping: float = 0.1
     max_guidance_step: float = 0.1
@@ -153,6 +164,7 @@ class ScoreHmrConfig:
     video_use_keypoints: bool = True
     multiview_use_keypoints: bool = True
     multiview_share_betas: bool = True
+    multiview_shared_gauss_newton: bool = True
     ddim: DdimConfig = field(default_factory=DdimConfig)
 
     def __post_init__(self):
@@ -174,6 +186,10 @@ class ScoreHmrConfig:
             raise ValueError(f"gmof_sigma: expected > 0, got {self.gmof_sigma}")
         if not self.max_gap_s > 0:
             raise ValueError(f"max_gap_s: expected > 0, got {self.max_gap_s}")
+        if self.guidance_step not in ("gradient", "newton"):
+            raise ValueError(f"guidance_step: expected 'gradient' or 'newton', got {self.guidance_step!r}")
+        if not self.gauss_newton_damping > 0:
+            raise ValueError(f"gauss_newton_damping: expected > 0, got {self.gauss_newton_damping}")
         if self.temporal_order not in (1, 2):
             raise ValueError(f"temporal_order: expected 1 or 2, got {self.temporal_order}")
         if self.tau > self.ddim.num_train_timesteps:
@@ -197,8 +213,8 @@ class ScoreHmrConfig:
         the step sizes here are the best ones for this schedule on our tuning data
         (``rho_keypoints`` swept over 30-1000 on held-out train-split samples; 300 was best)."""
         return cls(num_rounds=10, num_steps=25, num_inversion_steps=0, tau=50, stop_threshold=0.0,
-                   keypoint_preconditioning=False, max_guidance_step=0.0, rho_keypoints=300.0,
-                   rho_multiview=300.0, rho_temporal=100.0)
+                   guidance_step="gradient", keypoint_preconditioning=False, max_guidance_step=0.0, rho_keypoints=300.0,
+                   rho_multiview=300.0, rho_temporal=100.0, temporal_order=1)
 
     @property
     def latency_frames(self) -> tuple[int, int]:
@@ -543,6 +559,58 @@ class ScoreHmrRefiner:
                            member_ok.reshape(G, M).to(self.dtype), reasons, use_kp, use_mv, use_temp)
 
     # ================================================================== the loop
+    def _trust_scale(self, change: torch.Tensor) -> torch.Tensor:
+        """(B, 144) x0 change -> (B, 144) factors <= 1 so no joint's 6D vector moves more than
+        ``max_guidance_step``."""
+        cap = self.config.max_guidance_step
+        norm = change.reshape(-1, 24, 6).norm(dim=-1, keepdim=True)
+        return (cap / norm.clamp_min(cap)).expand(-1, 24, 6).reshape(change.shape)
+
+    def _newton_guided_step(self, state, sub, eps, t, t_prev, a_t, x_t, gamma):
+        """Eqs. 9-10 with each guidance term applied as a (Gauss-)Newton step (``guidance_step
+        = 'newton'``).
+
+        For a quadratic loss the gradient term of Eq. 10 moves x0_hat by kappa_t times the
+        gradient, kappa_t = rho (1 - a_t) / a_t. Here the keypoint term (Eq. 12) moves it by
+        eta_t = min(1, kappa_t) times its damped Gauss-Newton step over pose and camera
+        translation, and the quadratic cross-view / temporal terms (Eqs. 13-14) by their exact
+        implicit (proximal) step with kappa_t - the same direction for small steps, stable for
+        large ones. eps' then follows from the new x0_hat (Eq. 9 read backwards) and the DDIM
+        step (Eq. 9) uses it.
+        """
+        cfg, p = self.config, state.p
+        x0_hat = self.scheduler.pred_x0(eps, t, x_t)  # Eq. 9
+        kappa = (1 - a_t) / a_t
+        x0_new, d_gamma, eta = x0_hat, None, 0.0
+        if state.use_kp:
+            eta = min(1.0, cfg.rho_keypoints * kappa)
+            R = rot6d_to_matrix(x0_hat.reshape(-1, 24, 6))
+            args = (sub.shaped, R, gamma, sub.uv, sub.conf, sub.K, cfg.gmof_sigma, sub.inv_scale2,
+                    cfg.gauss_newton_damping)
+            if state.use_mv and p.M > 1 and sub.all_free and cfg.multiview_shared_gauss_newton:
+                d6, d_gamma = shared_body_gauss_newton_step(*args, views=p.M)
+            else:
+                d6, d_gamma = keypoint_gauss_newton_step(*args)
+            x0_new = x0_hat + eta * d6
+        if (state.use_mv or state.use_temp) and p.M > 1:
+            g, M = sub.idx_g.numel(), p.M
+            full = x0_new if sub.all_free else p.x_fixed[sub.rows].index_put((sub.free_local,), x0_new)
+            full = full.reshape(g, M, 144)
+            free = p.free[sub.idx_g]
+            w = p.member_weight[sub.idx_g]
+            if state.use_mv:
+                full = multiview_prox(full, free, w, cfg.rho_multiview * kappa)
+            if state.use_temp and M > cfg.temporal_order:
+                pair = w[:, 1:] * w[:, :-1] if cfg.temporal_order == 1 else w[:, 2:] * w[:, 1:-1] * w[:, :-2]
+                full = temporal_prox(full, free, pair, cfg.rho_temporal * kappa, cfg.temporal_order)
+            x0_new = full.reshape(g * M, 144)[sub.free_local]
+        change = x0_new - x0_hat
+        if cfg.max_guidance_step > 0:
+            change = change * self._trust_scale(change)
+        eps_guided = (x_t - a_t ** 0.5 * (x0_hat + change)) / (1 - a_t) ** 0.5  # the eps' giving that x0
+        gamma = gamma if d_gamma is None else gamma + eta * d_gamma
+        return self.scheduler.step(eps_guided, t, t_prev, x_t).prev_sample.detach(), gamma
+
     def _solve(self, reg, obs, G, M, free, kp_weight, member_weight, reasons, use_kp, use_mv, use_temp):
         cfg, dt = self.config, self.dtype
         n = G * M
@@ -586,6 +654,7 @@ class ScoreHmrRefiner:
                 shaped.set_preconditioner(conf, cfg.preconditioning_damping)
         state = _State(self, p, shaped, use_kp, use_mv, use_temp)
 
+        newton = cfg.guidance_step == "newton"
         idx_g = torch.nonzero(active_g).reshape(-1)
         x0 = p.x_reg.clone()
         loss_prev = state.loss(x0, p.gamma, idx_g).detach()
@@ -608,9 +677,12 @@ class ScoreHmrRefiner:
             ts = self.timesteps
             for t, t_prev in zip(ts[:-1].tolist(), ts[1:].tolist()):
                 eps = state.eps(x_t, t, sub)
+                a_t = self.scheduler.alpha_bar_of(t, x_t)
+                if newton:
+                    x_t, gamma = self._newton_guided_step(state, sub, eps, t, t_prev, a_t, x_t, gamma)
+                    continue
                 x_t = x_t.detach().requires_grad_(True)
                 x0_hat = self.scheduler.pred_x0(eps, t, x_t)  # Eq. 9; eps carries no graph
-                a_t = self.scheduler.alpha_bar_of(t, x_t)
                 kp_scale = 1.0
                 if cfg.keypoint_preconditioning and cfg.final_newton_fraction > 0 and t_prev == 0:
                     # the last preconditioned keypoint step is rho (1 - a_t) / a_t (approximate)
@@ -620,8 +692,7 @@ class ScoreHmrRefiner:
                 loss, pts = state.loss_sub(x0_hat, gamma, sub, return_points=True, kp_scale=kp_scale)
                 grad = torch.autograd.grad(loss.sum(), x_t)[0]
                 if cfg.max_guidance_step > 0:  # trust region on the x0 change Eq. 10 causes
-                    step = ((1 - a_t) / a_t ** 0.5 * grad).reshape(-1, 24, 6).norm(dim=-1, keepdim=True)
-                    grad = grad * (cfg.max_guidance_step / step.clamp_min(cfg.max_guidance_step)).repeat_interleave(6, -1).reshape(grad.shape)
+                    grad = grad * self._trust_scale((1 - a_t) / a_t ** 0.5 * grad)
                 eps_guided = eps + (1 - a_t) ** 0.5 * grad  # Eq. 10 (the rho are inside loss)
                 if use_kp and cfg.camera_iterations_per_step:
                     gamma = gauss_newton_translation(pts, gamma, sub.uv, sub.conf, sub.K, cfg.gmof_sigma,
@@ -709,7 +780,7 @@ class _State:
         x0 = x0_free if sub.all_free else p.x_fixed[sub.rows].index_put((sub.free_local,), x0_free)
         total = x0.new_zeros(g)
         pts = None
-        if self.use_kp:
+        if self.use_kp and kp_scale != 0.0:
             pts = sub.shaped.from_pose6d(x0_free)
             lk = keypoint_loss(pts + gamma[:, None], sub.uv, sub.conf, sub.K, cfg.gmof_sigma) * sub.inv_scale2
             if not sub.all_free:
