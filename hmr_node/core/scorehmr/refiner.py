@@ -13,7 +13,8 @@ The loop, per round (``num_rounds`` at most)::
     stop a sample when |L_prev - L| / L_prev < stop_threshold            # the paper's rule
 
 with ``L = rho_keypoints L_repr + rho_multiview L_MV + rho_temporal L_temp`` (Eqs. 12-14,
-:mod:`hmr_node.core.scorehmr.guidance`). The keypoint term is divided by ``(f / z)^2``
+:mod:`hmr_node.core.scorehmr.guidance`); the default ``guidance_step = 'newton'`` changes only
+how each term moves x0_hat (see below), and then updates gamma with the pose. The keypoint term is divided by ``(f / z)^2``
 (f = sqrt(fx fy), z = depth of the person), i.e. its residuals are metres at the person's
 depth, so one ``rho_keypoints`` serves near and far people and any image resolution.
 
@@ -22,23 +23,34 @@ Samples that meet the stopping rule leave the batch: later rounds cost nothing f
 
 Our defaults vs the paper / upstream code (all switchable in :class:`ScoreHmrConfig`)
 ---------------------------------------------------------------------------------------
-Upstream runs 10 rounds x 25 DDIM steps each way (500 denoiser calls). Ours spends 18:
-3 rounds of a 1-step inversion (Eq. 7 with one step; the prior acts little at t <= 50, and
-the inversion only has to land near x_tau) and 5 guided sampling steps. Two additions make
-the few guided steps count, both on the guidance term only (the DDIM maps are untouched):
+Upstream runs 10 rounds x 25 DDIM steps each way (500 denoiser calls). Ours spends 12: 2
+rounds of a 1-step inversion (Eq. 7 with one step; the inversion only has to land near x_tau)
+and 5 guided sampling steps. To make 10 guided steps do the work of 250, ``guidance_step =
+'newton'`` keeps the loop and Eq. 9 but replaces the *direction* of each guidance term in
+Eq. 10 (``guidance_step = 'gradient'`` is the paper's Eq. 10 exactly):
 
-* ``keypoint_preconditioning``: the keypoint gradient of each joint is divided by its
-  Gauss-Newton curvature (lever arms of the keypoints it moves), so wrists and ankles move as
-  fast as the root instead of needing hundreds of plain gradient steps;
-* ``max_guidance_step``: a trust region capping how far one guided step moves each joint's
-  6D vector, which keeps large step sizes stable.
+* keypoints (Eq. 12): a damped Gauss-Newton step over all joint rotations and the camera
+  translation (:func:`~hmr_node.core.scorehmr.guidance.keypoint_gauss_newton_step`), a fraction
+  ``min(1, rho (1 - a_t) / a_t)`` of it per step. The system is under-determined, so the
+  damping picks the smallest change explaining the keypoints - where the paper's many small
+  gradient steps from the regression converge to; in multi-view mode the views' systems share
+  one body-pose change;
+* cross-view / temporal terms (Eqs. 13-14): their exact implicit (proximal) step with the
+  same ``rho (1 - a_t) / a_t`` - equal to the gradient step for small steps, stable for any;
+* ``max_guidance_step``: a trust region on each joint's 6D change per step.
 
-Tuning (held-out clips of the *train* split, an early regressor checkpoint and a denoiser
-trained on its features; PA-MPJPE over 24 joints, 1024 samples): regression 68.6 mm; ours
-59.9 mm (18 denoiser rows/person); upstream schedule with its best plain step size 59.2 mm
-(500 rows); the untuned plain loop at our budget 63.9 mm. Video (12 tracks, 718 frames,
-W 16, S 8): acceleration error -68 %, PA-MPJPE -24 % vs regression. Multi-view (2-4 views):
-MPJPE -22 % to -31 % vs per-view regression.
+The temporal term defaults to second differences (acceleration; Eq. 14's first differences:
+``temporal_order = 1``), which keeps velocity instead of dragging motion towards a constant.
+
+Tuning (train-split data only: held-out clips of the train split, the shipped regressor and
+denoiser; PA-MPJPE / MPJPE over 24 joints, mm):
+
+* single frame, 1024 samples: regression 58.0 / 85.0; ours 54.6 / 80.1 (12 denoiser rows per
+  person); upstream schedule with its best step size 55.0 / 80.6 (500 rows);
+* video, 12 tracks / 718 frames, W 16, S 8, L 2: regression PA 42.4, acceleration error
+  78.9 m/s^2; ours PA 34.6 (-18 %), acceleration -79 %;
+* multi-view (2 / 3 / 4 views, 120 people each): MPJPE -18 / -27 / -29 % vs per-view
+  regression (single-view refinement alone: -3 %).
 
 The denoiser is only ever called forward through an ``eps_fn(x_t (B, 144), t (B,) int64,
 c (B, C)) -> eps (B, 144)`` callable, so an ONNX Runtime / TensorRT session can replace the
