@@ -33,7 +33,8 @@ class DenoiserConfig:
     """pose_dim: size of x (24 joints x 6D = 144); cond_dim: size of c (must equal the
     regressor's ``RegressorConfig.feature_dim``; 0 = unconditional); hidden_dim: width of the
     residual stream (keep it >= pose_dim: at small t eps is nearly a copy of x_t, and on a toy
-    set a 64-wide stream plateaued at twice the loss of a 128-wide one); num_blocks: residual MLP blocks (3 in the paper); time_embed_dim: size of
+    set a 64-wide stream plateaued at twice the loss of a 128-wide one); num_blocks: residual
+    MLP blocks (3 in the paper); time_embed_dim: size of
     the sinusoidal timestep encoding psi(t); max_period: longest period of psi, in timesteps."""
 
     pose_dim: int = 144
