@@ -164,3 +164,44 @@ def test_checkpoint_callback_is_called(tmp_path):
     train_denoiser(x0, c, cfg, progress=False,
                    checkpoint_fn=lambda step, m, h: steps.append((step, isinstance(m, PoseDenoiser), len(h["step"]))))
     assert steps == [(2, True, 0), (4, True, 1), (6, True, 2)]
+
+
+def test_onnx_session_as_eps_fn_gives_the_same_refinement(tmp_path):
+    """The refiner only calls eps_fn forward: an onnxruntime session can replace the module."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: ONNX eps_fn not checked")
+    import numpy as np
+
+    from conftest import make_random_smpl_arrays
+    from hmr_node.core.body import load_body_model
+    from hmr_node.core.regressor.output import KeypointObservation, RegressorOutput
+    from hmr_node.core.scorehmr.refiner import ScoreHmrConfig, ScoreHmrRefiner
+
+    m = _randomised()
+    x, t, c = torch.randn(2, 144), torch.randint(0, 1000, (2,)), torch.randn(2, 8)
+    path = tmp_path / "d.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x, t, c), str(path), input_names=["x_t", "t", "c"], output_names=["eps"],
+                          dynamic_axes={k: {0: "B"} for k in ("x_t", "t", "c", "eps")}, opset_version=17,
+                          dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def onnx_eps(x_t, t, c):
+        out = sess.run(None, {"x_t": x_t.detach().numpy(), "t": t.numpy(), "c": c.numpy()})[0]
+        return torch.from_numpy(out)
+
+    np.savez(tmp_path / "body.npz", **make_random_smpl_arrays(seed=2))
+    body = load_body_model(tmp_path / "body.npz")
+    g = torch.Generator().manual_seed(0)
+    B = 3
+    pose = axis_angle_to_rot6d(0.3 * torch.randn(B, 24, 3, generator=g)).reshape(B, 144)
+    reg = RegressorOutput(pose, torch.zeros(B, 10), torch.tensor([[0.0, 0.0, 4.0]]).repeat(B, 1),
+                          torch.randn(B, 8, generator=g))
+    K = torch.tensor([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]]).expand(B, 3, 3).clone()
+    obs = KeypointObservation(320 + 60 * torch.randn(B, 17, 2, generator=g), torch.ones(B, 17), K,
+                              torch.tensor([[640.0, 480.0]]).repeat(B, 1))
+    cfg = ScoreHmrConfig()
+    a = ScoreHmrRefiner(m, body, cfg).refine(reg, obs)
+    b = ScoreHmrRefiner(onnx_eps, body, cfg).refine(reg, obs)
+    assert a.refined.all() and b.refined.all()
+    assert torch.allclose(a.pose6d, b.pose6d, atol=1e-4) and torch.allclose(a.transl, b.transl, atol=1e-4)
