@@ -19,8 +19,9 @@ def test_tiny_benchmark_report_structure_and_sanity(tmp_path):
         assert math.isfinite(rep["results"]["video"][m]["accel"])
     for m in METHODS:
         assert rep["speed"][m]["ms_per_frame"] > 0
-    mv = rep["results"]["multiview"]["2_views"]
+    mv = rep["results"]["multiview"]["by_views"]["2_views"]
     assert mv["scorehmr"]["count"] == mv["regression"]["count"] == 6  # 3 people x 2 views
+    assert rep["results"]["multiview"]["scorehmr"]["mpjpe"] == mv["scorehmr"]["mpjpe"]  # one view count: pooled = it
     # the online window emits every video frame exactly once, within its documented delay
     v = rep["results"]["video"]
     assert rep["results"]["video"]["scorehmr"]["count"] == v["frames"]

@@ -214,13 +214,9 @@ def test_walk_moves_forward_at_walking_speed(sym_body):
 
 
 def test_mirror_on_the_shipped_body_within_its_symmetry():
-    from pathlib import Path
+    from hmr_node.core.body.model import load_body_model
 
-    from hmr_node.core.body.model import DEFAULT_BODY_MODEL, load_body_model
-
-    if not Path(DEFAULT_BODY_MODEL).is_file():
-        pytest.skip("shipped body model not built yet")
-    body = load_body_model(dtype=torch.float64)
+    body = load_body_model(dtype=torch.float64)  # the shipped body (committed; must load)
     go, bp, tr, betas = _random_params(5, seed=6)
     rest = body.rest_joints(_t(betas[None]))[0].numpy()
     asym = np.abs(rest[list(SMPL_FLIP_PERMUTATION)] @ REFLECT_X - rest).max()  # the body's own asymmetry

@@ -12,7 +12,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from hmr_node.core.body import kinematics as kin
-from hmr_node.core.body.model import BodyModel, DEFAULT_BODY_MODEL, load_body_model
+from hmr_node.core.body.model import BodyModel, load_body_model
 from hmr_node.core.body.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from hmr_node.core.data import bvh as bvhmod
 from hmr_node.core.data import cmu
@@ -33,7 +33,6 @@ from conftest import make_random_smpl_arrays
 
 CMU_DIR = Path(os.environ.get("HMR_CMU_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cmu"))
 needs_cmu = pytest.mark.skipif(not (CMU_DIR / "skeleton.json").is_file(), reason=f"CMU data not found at {CMU_DIR}")
-needs_body = pytest.mark.skipif(not Path(DEFAULT_BODY_MODEL).is_file(), reason="shipped body model not built yet")
 SELF_MAP = joint_map_from_dict({n: n for n in SMPL_JOINT_NAMES})
 
 
@@ -149,7 +148,6 @@ def test_missing_source_joint_is_named(random_body):
 
 
 @needs_cmu
-@needs_body
 def test_real_cmu_clip_retargets_under_threshold_with_the_shipped_body():
     torch.set_num_threads(1)
     body = load_body_model()

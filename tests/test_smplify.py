@@ -174,12 +174,7 @@ def test_window_mode_is_smoother_than_per_frame(body, prior):
 def test_angle_prior_penalises_the_anatomically_wrong_bend_on_the_shipped_body():
     """On the shipped body (T-pose, facing +z) the bends the angle prior allows move the forearms
     forward (+z) and the shins backward (-z); the opposite bends are the penalised ones."""
-    from hmr_node.core.body.model import DEFAULT_BODY_MODEL
-    from pathlib import Path
-
-    if not Path(DEFAULT_BODY_MODEL).is_file():
-        pytest.skip("shipped body model not built yet")
-    body = load_body_model()
+    body = load_body_model()  # the shipped body (committed; must load)
     rest = body.joints(torch.zeros(1, 10), torch.zeros(1, 3), torch.zeros(1, 69))[0]
     # (body_pose index of the bend component, end joint): left elbow y, right elbow y, knees x
     cases = [(52, 20, 2, +1.0), (55, 21, 2, +1.0), (9, 7, 2, -1.0), (12, 8, 2, -1.0)]
