@@ -113,10 +113,9 @@ def test_cmu_resampled_fk_at_a_divisor_rate_equals_subsampling():
     assert np.allclose(P40, P120[::3][: P40.shape[0]], atol=1e-9)
 
 
+@needs_cmu
 def test_cmu_reader_rejects_bad_rows(tmp_path):
-    sk = load_cmu_skeleton(CMU_DIR) if (CMU_DIR / "skeleton.json").is_file() else None
-    if sk is None:
-        pytest.skip("CMU skeleton missing")
+    sk = load_cmu_skeleton(CMU_DIR)
     bad = tmp_path / "bad.txt"
     bad.write_text(",".join(["0"] * 117) + "\n" + ",".join(["0"] * 116) + "\n")
     with pytest.raises(ValueError, match=r"bad.txt:2: expected 117 values, got 116"):

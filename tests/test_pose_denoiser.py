@@ -82,16 +82,21 @@ def test_checkpoint_round_trip(tmp_path):
         load_denoiser(tmp_path / "missing.pt")
 
 
+
+def _export_onnx(model, inputs, path):
+    """Export the denoiser with a dynamic batch axis (legacy exporter, opset 17); returns path."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, inputs, str(path), input_names=["x_t", "t", "c"], output_names=["eps"],
+                          dynamic_axes={k: {0: "B"} for k in ("x_t", "t", "c", "eps")}, opset_version=17,
+                          dynamo=False)
+    return path
+
 def test_onnx_export_dynamic_batch_parity(tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: ONNX parity not checked")
     m = _randomised(DenoiserConfig(cond_dim=16, hidden_dim=96, time_embed_dim=32))
     x, t, c = torch.randn(4, 144), torch.randint(0, 1000, (4,)), torch.randn(4, 16)
-    path = tmp_path / "denoiser.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x, t, c), str(path), input_names=["x_t", "t", "c"], output_names=["eps"],
-                          dynamic_axes={k: {0: "B"} for k in ("x_t", "t", "c", "eps")}, opset_version=17,
-                          dynamo=False)
+    path = _export_onnx(m, (x, t, c), tmp_path / "denoiser.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for B in (1, 7):  # a batch size other than the export's
         x, t, c = torch.randn(B, 144), torch.randint(0, 1000, (B,)), torch.randn(B, 16)
@@ -178,12 +183,7 @@ def test_onnx_session_as_eps_fn_gives_the_same_refinement(tmp_path):
 
     m = _randomised()
     x, t, c = torch.randn(2, 144), torch.randint(0, 1000, (2,)), torch.randn(2, 8)
-    path = tmp_path / "d.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(m, (x, t, c), str(path), input_names=["x_t", "t", "c"], output_names=["eps"],
-                          dynamic_axes={k: {0: "B"} for k in ("x_t", "t", "c", "eps")}, opset_version=17,
-                          dynamo=False)
+    path = _export_onnx(m, (x, t, c), tmp_path / "d.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def onnx_eps(x_t, t, c):
